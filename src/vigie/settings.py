@@ -1,4 +1,4 @@
-"""One Settings object for every part of vigie: environment variables ``VIGIE_*`` and an optional TOML file."""
+"""One Settings object for all of vigie: environment variables ``VIGIE_*`` and an optional TOML file."""
 
 from __future__ import annotations
 

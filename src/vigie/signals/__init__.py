@@ -1,1 +1,5 @@
-"""signals."""
+"""Signals: one module per signal type (compute, compare), plus the shared vocabulary in ``types``."""
+
+from vigie.signals.types import EXACT_SIGNALS, SIGNAL_TYPES, SignalType, signal_type
+
+__all__ = ["EXACT_SIGNALS", "SIGNAL_TYPES", "SignalType", "signal_type"]
