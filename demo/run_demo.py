@@ -1,0 +1,101 @@
+"""`make demo`: build a bank from benign stand-in photos, scan transformed copies, write the HTML report.
+
+The photos in ../shared/data/photos (ordinary wallpapers) play "known material". Without them, abstract
+generated patterns stand in. Every step runs the real `vigie` command, printed before it runs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+OUT = ROOT / "demo" / "out"
+VIGIE = [sys.executable, "-m", "vigie"]
+
+
+def stand_ins() -> list[Image.Image]:
+    """Benign images: the shared photos, or abstract patterns when they are not there."""
+    files = sorted(PHOTOS.glob("*.jpg"))
+    if files:
+        images = []
+        for f in files:
+            with Image.open(f) as im:
+                im.draft("RGB", (1600, 1600))
+                images.append(im.convert("RGB"))
+        return images
+    rng = np.random.default_rng(7)
+    images = []
+    for _ in range(16):
+        base = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
+        images.append(Image.fromarray(base).resize((1024, 768), Image.Resampling.BICUBIC))
+    return images
+
+
+def save(im: Image.Image, path: Path, quality: int = 90) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, "JPEG", quality=quality)
+
+
+def run(*args: str) -> None:
+    env = {**os.environ, "VIGIE_HOME": str(OUT / "vigie-data")}
+    print(f"\n$ vigie {' '.join(shlex.quote(a) for a in args)}", flush=True)
+    subprocess.run([*VIGIE, *args], check=True, env=env)
+
+
+def main() -> None:
+    shutil.rmtree(OUT, ignore_errors=True)
+    images = stand_ins()
+    known, unrelated = images[: len(images) // 2], images[len(images) // 2 :]
+    known_dir, inbox = OUT / "known", OUT / "inbox"
+    for i, im in enumerate(known):
+        save(im, known_dir / f"known_{i:02d}.jpg", quality=92)
+
+    # The folder to scan: transformed copies of known images, unrelated photos, an archive, broken files.
+    transforms = {
+        "recompressed_q50": lambda im: im,
+        "half_size": lambda im: im.resize((im.width // 2, im.height // 2)),
+        "brighter": lambda im: ImageEnhance.Brightness(im).enhance(1.3),
+        "grayscale": lambda im: ImageOps.grayscale(im).convert("RGB"),
+        "mirrored": ImageOps.mirror,
+    }
+    for i, im in enumerate(known):
+        name, fn = list(transforms.items())[i % len(transforms)]
+        save(fn(im), inbox / f"upload_{i:02d}_{name}.jpg", quality=50 if name == "recompressed_q50" else 85)
+    for i, im in enumerate(unrelated):
+        save(im, inbox / f"holiday_{i:02d}.jpg")
+    save(known[0], inbox / "duplicates" / "copy_a.jpg")
+    shutil.copy(inbox / "duplicates" / "copy_a.jpg", inbox / "duplicates" / "copy_b.jpg")
+    buf = io.BytesIO()
+    known[1].resize((800, 450)).save(buf, "JPEG", quality=80)
+    with zipfile.ZipFile(inbox / "forum_dump.zip", "w") as zf:
+        zf.writestr("thread1/img_001.jpg", buf.getvalue())
+        zf.writestr("../escape.jpg", buf.getvalue())
+    with tarfile.open(inbox / "backup.tar.gz", "w:gz") as tf:
+        info = tarfile.TarInfo("old/photo.jpg")
+        info.size = len(buf.getvalue())
+        tf.addfile(info, io.BytesIO(buf.getvalue()))
+    (inbox / "broken.jpg").write_bytes((known_dir / "known_00.jpg").read_bytes()[:5000])
+    (inbox / "empty.png").write_bytes(b"")
+    (inbox / "notes.txt").write_text("not an image\n")
+
+    run("bank", "create", "demo-known", "--description", "benign stand-ins playing known material")
+    run("bank", "add", "demo-known", str(known_dir), "--category", "demo", "--source", "make demo")
+    run("bank", "list")
+    run("scan", str(inbox), "--report", str(OUT / "report.html"), "--report", str(OUT / "report.json"))
+    print(f"\nOpen {OUT / 'report.html'} in a browser to read the report.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The flow for one item: signals → matches → findings, as one JSON-ready result. No I/O of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vigie.analyzers.base import Analyzer, Finding
+from vigie.media.item import Item, ItemError
+from vigie.settings import MediaLimits
+
+if TYPE_CHECKING:
+    from vigie.banks.matcher import Matcher
+
+
+@dataclass
+class ItemResult:
+    """Everything vigie learned about one item; ``to_json`` is what scan reports and the API carry."""
+
+    path: str
+    media_type: str | None = None
+    size: int | None = None
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    pdq: str | None = None
+    pdq_quality: int | None = None
+    vpdq: list[list[Any]] | None = None
+    matches: list[dict[str, Any]] = field(default_factory=list)
+    suppressed: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    ai_evidence: str | None = None
+    error: str | None = None
+    thumbnail: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not (k == "thumbnail" and v is None)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ItemResult:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class PipelineContext:
+    """What processing an item needs: limits, an optional matcher and the analyzers to run."""
+
+    limits: MediaLimits = field(default_factory=MediaLimits)
+    matcher: Matcher | None = None
+    analyzers: Sequence[Analyzer] = ()
+    vpdq_fps: float = 1.0
+
+
+def error_result(err: ItemError) -> ItemResult:
+    """An unreadable file still gets a row in every report, with its reason."""
+    return ItemResult(path=err.path, error=f"{err.reason}: {err.message}")
+
+
+def _match_dicts(matcher: Matcher, sig: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    res = matcher.match(
+        md5=sig.md5, sha1=sig.sha1, sha256=sig.sha256, pdq=sig.pdq, pdq_quality=sig.pdq_quality
+    )
+
+    def enc(m: Any) -> dict[str, Any]:
+        return {**m.to_json(), "bank_kind": m.bank_kind}
+
+    return [enc(m) for m in res.matches], [enc(m) for m in res.suppressed]
+
+
+def _run_analyzers(item: Item, analyzers: Sequence[Analyzer]) -> list[Finding]:
+    found: list[Finding] = []
+    for analyzer in analyzers:
+        try:
+            found.extend(analyzer.analyze(item))
+        except Exception as exc:  # an analyzer bug must never lose the item
+            found.append(
+                Finding(analyzer=analyzer.name, kind="analyzer_error", confidence=0.0, summary=str(exc)[:200])
+            )
+    return found
+
+
+def process_item(item: Item, ctx: PipelineContext) -> ItemResult:
+    """Hash, match and analyse one item; bad content becomes ``error``, never an exception."""
+    from vigie.signals import hash_item
+
+    sig = hash_item(item, ctx.limits, vpdq_fps=ctx.vpdq_fps)
+    out = ItemResult(
+        path=item.path,
+        media_type=sig.media_type or item.media_type,
+        size=item.size,
+        md5=sig.md5,
+        sha1=sig.sha1,
+        sha256=sig.sha256,
+        pdq=sig.pdq,
+        pdq_quality=sig.pdq_quality,
+        vpdq=sig.to_json().get("vpdq"),
+        error=sig.error,
+    )
+    if ctx.matcher is not None:
+        out.matches, out.suppressed = _match_dicts(ctx.matcher, sig)
+    if ctx.analyzers:
+        findings = _run_analyzers(item, ctx.analyzers)
+        out.findings = [f.to_dict() for f in findings]
+        out.ai_evidence = _ai_summary(findings)
+    return out
+
+
+def _ai_summary(findings: list[Finding]) -> str | None:
+    try:
+        from vigie.analyzers import ai_evidence_summary
+    except ImportError:
+        hits = [f for f in findings if f.ai_generated]
+        return "; ".join(sorted({f.generator or f.kind for f in hits})) or None
+    return ai_evidence_summary(findings)

@@ -1,0 +1,117 @@
+"""Write scan reports: JSON (everything), CSV (one row per item) and HTML (for an analyst to read)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from vigie import __version__
+from vigie.errors import ConfigError
+from vigie.scan.cluster import Cluster
+from vigie.scan.runner import ScanSummary
+
+FORMATS = ("html", "json", "csv")
+CSV_COLUMNS = [
+    "path",
+    "media_type",
+    "size",
+    "md5",
+    "sha1",
+    "sha256",
+    "pdq",
+    "pdq_quality",
+    "matched",
+    "banks",
+    "best_distance",
+    "categories",
+    "suppressed_by",
+    "ai_evidence",
+    "cluster",
+    "error",
+]
+
+
+def report_format(path: Path) -> str:
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ConfigError(f"report {path}: unknown format {fmt!r}; use a .html, .json or .csv file name")
+    return fmt
+
+
+def write_report(
+    path: Path,
+    summary: ScanSummary,
+    results: Sequence[dict[str, Any]],
+    clusters: Sequence[Cluster],
+) -> None:
+    """Write one report; the format follows the file name's suffix."""
+    fmt = report_format(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cluster_of = {m: c.id for c in clusters for m in c.members}
+    if fmt == "json":
+        doc = {
+            "vigie": __version__,
+            "generated_at": _now(),
+            "summary": summary.to_json(),
+            "items": [{**r, "cluster": cluster_of.get(r["path"])} for r in results],
+            "clusters": [c.to_json() for c in clusters],
+        }
+        path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    elif fmt == "csv":
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            for r in results:
+                w.writerow(_csv_row(r, cluster_of.get(r["path"])))
+    else:
+        path.write_text(render_html(summary, results, clusters, cluster_of), encoding="utf-8")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _csv_row(r: dict[str, Any], cluster: int | None) -> dict[str, Any]:
+    matches = r.get("matches") or []
+    return {
+        **{k: r.get(k) for k in CSV_COLUMNS if k in r},
+        "matched": bool(matches),
+        "banks": ";".join(sorted({m["bank"] for m in matches})),
+        "best_distance": min((m["distance"] for m in matches), default=""),
+        "categories": ";".join(sorted({str(m["labels"].get("category")) for m in matches} - {"None"})),
+        "suppressed_by": ";".join(sorted({m["bank"] for m in r.get("suppressed") or []})),
+        "cluster": cluster if cluster is not None else "",
+    }
+
+
+def render_html(
+    summary: ScanSummary,
+    results: Sequence[dict[str, Any]],
+    clusters: Sequence[Cluster],
+    cluster_of: dict[str, int],
+) -> str:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    template = env.from_string(
+        resources.files("vigie.scan").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
+    )
+    matched = [r for r in results if r.get("matches")]
+    matched.sort(key=lambda r: min(m["distance"] for m in r["matches"]))
+    return template.render(
+        version=__version__,
+        generated_at=_now(),
+        summary=summary,
+        matched=matched,
+        suppressed=[r for r in results if r.get("suppressed") and not r.get("matches")],
+        ai_items=[r for r in results if r.get("ai_evidence")],
+        errors=[r for r in results if r.get("error")],
+        clusters=clusters,
+        cluster_of=cluster_of,
+        thumbnails=any(r.get("thumbnail") for r in results),
+    )
