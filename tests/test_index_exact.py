@@ -67,3 +67,18 @@ def test_empty_and_errors(tmp_path) -> None:
         ExactIndex.load(tmp_path / "e")
     with pytest.raises(IndexStoreError):
         ExactIndex.load(tmp_path / "missing")
+
+
+def test_narrow_values_and_delta_then_merge() -> None:
+    rng = np.random.default_rng(2)
+    idx = ExactIndex(4)
+    vals = rng.integers(0, 256, size=(30_000, 4), dtype=np.uint8)
+    for a in range(0, 30_000, 1000):  # many small adds: delta, then merges
+        idx.add(np.arange(a, a + 1000), vals[a : a + 1000])
+    ref: dict[bytes, list[int]] = {}
+    for i, v in enumerate(vals):
+        ref.setdefault(v.tobytes(), []).append(i)
+    assert idx.lookup(vals[::97]) == [sorted(ref[v.tobytes()]) for v in vals[::97]]
+    idx.remove(np.arange(0, 30_000, 2))
+    assert len(idx) == 15_000
+    assert idx.lookup(vals[:4]) == [sorted(i for i in ref[v.tobytes()] if i % 2) for v in vals[:4]]

@@ -230,3 +230,60 @@ def test_corrupt_or_missing_store(tmp_path) -> None:
     mf.unlink()
     with pytest.raises(IndexStoreError, match="manifest"):
         PDQIndex.load(path)
+
+
+@pytest.mark.parametrize("chunks", [11, 12, 16, 32])
+def test_explicit_chunk_layouts_are_exact(chunks: int) -> None:
+    ids, codes, queries = planted(40_000, 30, seed=chunks, dists=[0, 8, 16, 23, 24, 31, 32, 47, 63, 64])
+    idx = PDQIndex(chunks=chunks)
+    idx.add(ids, codes)
+    assert len(idx._layout) == chunks
+    for radius in (0, 7, 8, 31, 32, 63):
+        assert idx.search(queries, radius) == brute(ids, codes, queries, radius), radius
+
+
+def test_multi_index_path_is_used_at_matching_radius() -> None:
+    ids, codes, queries = planted(100_000, 20, seed=12, dists=[0, 31])
+    idx = PDQIndex()
+    idx.add(ids, codes)
+    assert idx._layout and idx._plan(31) is not None
+    assert idx._plan(200) is None  # large radii scan
+    idx.remove(ids[:1])  # tombstone on the main part, seen by the multi-index kernel
+    assert idx.search(queries, 31) == brute(ids[1:], codes[1:], queries, 31)
+
+
+def test_skewed_buckets_and_many_hits() -> None:
+    """Real hashes are not uniform: a giant bucket (thousands of near-identical codes) must still give exact
+    results (the per-query scan fallback) and more hits than the kernel's first output capacity."""
+    rng = np.random.default_rng(13)
+    n = 60_000
+    codes = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+    hot = codes[0].copy()
+    for i in range(1, 20_000):
+        codes[i] = flip(hot, int(rng.integers(0, 12)), rng) if i % 2 else hot
+    ids = np.arange(n, dtype=np.int64)
+    idx = PDQIndex()
+    idx.add(ids, codes)
+    queries = np.stack([hot, flip(hot, 5, rng), flip(hot, 40, rng), codes[30_000]])
+    for radius in (0, 10, 31, 45):
+        assert idx.search(queries, radius) == brute(ids, codes, queries, radius)
+
+
+def test_delta_merge_and_tombstones_across_rebuilds() -> None:
+    rng = np.random.default_rng(21)
+    idx = PDQIndex()
+    all_ids = np.arange(80_000, dtype=np.int64)
+    all_codes = rng.integers(0, 256, size=(80_000, 32), dtype=np.uint8)
+    queries = np.stack([flip(all_codes[i], 9, rng) for i in range(0, 80_000, 4000)])
+    idx.add(all_ids[:40_000], all_codes[:40_000])  # main part with tables
+    for a in range(40_000, 80_000, 2_500):  # deltas, merged now and then
+        idx.add(all_ids[a : a + 2_500], all_codes[a : a + 2_500])
+        assert idx.search(queries, 31) == brute(all_ids[: a + 2_500], all_codes[: a + 2_500], queries, 31)
+    gone = all_ids[::3]
+    idx.remove(gone)
+    keep = np.ones(80_000, bool)
+    keep[::3] = False
+    assert len(idx) == int(keep.sum())
+    assert idx.search(queries, 31) == brute(all_ids[keep], all_codes[keep], queries, 31)
+    idx.add(gone, all_codes[::3])  # back again
+    assert idx.search(queries, 40) == brute(all_ids, all_codes, queries, 40)
