@@ -287,3 +287,17 @@ def test_delta_merge_and_tombstones_across_rebuilds() -> None:
     assert idx.search(queries, 31) == brute(all_ids[keep], all_codes[keep], queries, 31)
     idx.add(gone, all_codes[::3])  # back again
     assert idx.search(queries, 40) == brute(all_ids, all_codes, queries, 40)
+
+
+def test_concurrent_searches_and_unaligned_queries() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids, codes, queries = planted(30_000, 16, seed=31, dists=[0, 12, 31])
+    idx = PDQIndex()
+    idx.add(ids, codes)
+    want = brute(ids, codes, queries, 31)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: idx.search(queries, 31, threads=1), range(8)))
+    assert all(g == want for g in got)
+    raw = np.frombuffer(b"\0" + queries.tobytes(), dtype=np.uint8)[1:].reshape(-1, 32)  # odd address
+    assert idx.search(raw, 31) == want

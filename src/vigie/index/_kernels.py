@@ -13,8 +13,6 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-PREFETCH_AHEAD = 16
-
 
 @intrinsic
 def _ctpop64(typingctx, x):  # type: ignore[no-untyped-def]
@@ -238,6 +236,7 @@ def mih_search(  # type: ignore[no-untyped-def]
     out_d,
     out_n,
     scanned,
+    ahead,
 ):
     """Multi-index hashing: table ``t`` is probed at every chunk value within ``thr[t]`` bits of the query's
     chunk (``thr[t] < 0``: not probed). The plan satisfies sum(thr + 1) >= radius + 1, so by pigeonhole every
@@ -279,8 +278,8 @@ def mih_search(  # type: ignore[no-untyped-def]
         nb = 0
         total = 0
         for j in range(nprobe):
-            if j + PREFETCH_AHEAD < nprobe:
-                _prefetch1(offsets, paddr[j + PREFETCH_AHEAD])
+            if j + ahead < nprobe:
+                _prefetch1(offsets, paddr[j + ahead])
             pa = paddr[j]
             lo = np.int64(offsets[pa])
             hi = np.int64(offsets[pa + 1])
@@ -299,8 +298,8 @@ def mih_search(  # type: ignore[no-untyped-def]
         ctab = np.empty(total, dtype=np.int32)
         c = 0
         for b in range(nb):
-            if b + PREFETCH_AHEAD < nb:
-                _prefetch2(postings, btab[b + PREFETCH_AHEAD], blo[b + PREFETCH_AHEAD])
+            if b + ahead < nb:
+                _prefetch2(postings, btab[b + ahead], blo[b + ahead])
             t = btab[b]
             post = postings[t]
             for j in range(blo[b], bhi[b]):
@@ -308,8 +307,8 @@ def mih_search(  # type: ignore[no-untyped-def]
                 ctab[c] = t
                 c += 1
         for j in range(total):
-            if j + PREFETCH_AHEAD < total:
-                _prefetch2(codes64, cpos[j + PREFETCH_AHEAD], 0)
+            if j + ahead < total:
+                _prefetch2(codes64, cpos[j + ahead], 0)
             i = cpos[j]
             d = (
                 popcount64(codes64[i, 0] ^ a0)
@@ -336,3 +335,14 @@ def mih_search(  # type: ignore[no-untyped-def]
                 out_d[q, k] = d
             k += 1
         out_n[q] = k
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gather_rows(src64, order, out64):  # type: ignore[no-untyped-def]
+    """out64[i] = src64[order[i]] for (n, 4) uint64 code arrays, in parallel."""
+    for i in prange(order.shape[0]):
+        j = order[i]
+        out64[i, 0] = src64[j, 0]
+        out64[i, 1] = src64[j, 1]
+        out64[i, 2] = src64[j, 2]
+        out64[i, 3] = src64[j, 3]
