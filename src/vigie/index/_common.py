@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,34 @@ def check_same_length(ids: np.ndarray, rows: np.ndarray, what: str) -> None:
         raise ValueError(f"got {ids.shape[0]} ids but {rows.shape[0]} {what}")
 
 
-def last_occurrence(ids: np.ndarray) -> np.ndarray:
-    """Indices of the last occurrence of each distinct id (an id twice in one call: the last one wins)."""
-    rev = ids[::-1]
-    _, first_in_rev = np.unique(rev, return_index=True)
-    return np.sort(ids.shape[0] - 1 - first_in_rev)
+def strictly_increasing(a: np.ndarray) -> bool:
+    return a.size < 2 or bool(np.all(a[1:] > a[:-1]))
+
+
+def unique_ids(ids: np.ndarray) -> np.ndarray:
+    """Sorted distinct ids (np.unique's hash path is slow on 10M int64; this sorts)."""
+    if strictly_increasing(ids):
+        return ids
+    s = np.sort(ids)
+    keep = np.ones(s.size, bool)
+    keep[1:] = s[1:] != s[:-1]
+    return s[keep]
+
+
+def sorted_last_wins(
+    ids: np.ndarray, rows: np.ndarray, take: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, rows) ordered by id; of an id given twice in one call, the last row wins."""
+    if strictly_increasing(ids):
+        return ids, rows
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    rows = take(rows, order) if take is not None else rows[order]
+    last = np.ones(ids.size, bool)
+    last[:-1] = ids[1:] != ids[:-1]
+    if not last.all():
+        ids, rows = ids[last], rows[last]
+    return ids, np.ascontiguousarray(rows)
 
 
 # ---------------------------------------------------------------------------------------------------- store

@@ -19,9 +19,10 @@ from vigie.index._common import (
     as_ids,
     as_rows,
     check_same_length,
-    last_occurrence,
     read_array,
     read_manifest,
+    sorted_last_wins,
+    unique_ids,
     write_store,
 )
 
@@ -83,6 +84,9 @@ class ExactIndex:
             self._alive[pos] = 0
             self._m_live -= int(pos.size)
         if self._d_val:
+            if ids.size > len(self._d_val):  # loop over the smaller side
+                held = np.fromiter(self._d_val.keys(), np.int64, len(self._d_val))
+                ids = held[np.isin(held, ids)]
             for i in ids.tolist():
                 v = self._d_val.pop(i, None)
                 if v is not None:
@@ -98,10 +102,8 @@ class ExactIndex:
         check_same_length(ids, vals, "values")
         if ids.size == 0:
             return
-        keep = last_occurrence(ids)
-        if keep.size != ids.size:
-            ids, vals = ids[keep], vals[keep]
-        self._kill(np.unique(ids))
+        ids, vals = sorted_last_wins(ids, vals)
+        self._kill(ids)
         if len(self._d_val) + ids.size > self._delta_limit():
             self._rebuild(ids, vals)
             return
@@ -115,7 +117,7 @@ class ExactIndex:
         ids = as_ids(ids)
         if ids.size == 0 or not len(self):
             return
-        self._kill(np.unique(ids))
+        self._kill(unique_ids(ids))
         dead = self._ids.shape[0] - self._m_live
         if dead > DELTA_MIN and dead > self._ids.shape[0] // 2:
             self._rebuild()

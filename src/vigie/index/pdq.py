@@ -44,6 +44,9 @@ from vigie.index._common import (
     check_same_length,
     read_array,
     read_manifest,
+    sorted_last_wins,
+    strictly_increasing,
+    unique_ids,
     write_store,
 )
 
@@ -55,7 +58,7 @@ VERSION = 1
 #: below this many rows the main part has no tables: a scan is as fast.
 MIN_TABLE_ROWS = 16_384
 #: the delta is merged into the main part beyond this many rows (or main/8 when that is larger, up to the cap)
-DELTA_MIN, DELTA_MAX = 4_096, 32_768
+DELTA_MIN, DELTA_MAX = 4_096, 65_536
 #: cost model, in units of one random memory access (probe of a bucket, or fetch of a candidate code);
 #: a sequential scan costs SCAN_COST per code (popcount of 32 bytes streamed from memory).
 PROBE_COST, CAND_COST, SCAN_COST = 1.0, 1.0, 0.02
@@ -173,10 +176,6 @@ def _valid_layout(layout: Any) -> bool:
         return False
 
 
-def _strictly_increasing(a: np.ndarray) -> bool:
-    return a.size < 2 or bool(np.all(a[1:] > a[:-1]))
-
-
 def _take_rows(codes: np.ndarray, order: np.ndarray) -> np.ndarray:
     """``codes[order]`` for (n, 32) uint8 codes (a parallel gather: 10M rows is a 320 MB random read)."""
     codes = np.ascontiguousarray(codes)
@@ -184,19 +183,6 @@ def _take_rows(codes: np.ndarray, order: np.ndarray) -> np.ndarray:
     with _KERNEL_LOCK:
         K.gather_rows(codes.view(np.uint64), order, out.view(np.uint64))
     return out
-
-
-def _sorted_last_wins(ids: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ordered by id; of an id given twice, the last row wins."""
-    if _strictly_increasing(ids):
-        return ids, codes
-    order = np.argsort(ids, kind="stable")
-    ids, codes = ids[order], _take_rows(codes, order)
-    last = np.ones(ids.size, bool)
-    last[:-1] = ids[1:] != ids[:-1]
-    if not last.all():
-        ids, codes = ids[last], codes[last]
-    return ids, np.ascontiguousarray(codes)
 
 
 def _check_radius(radius: Any) -> int:
@@ -341,7 +327,7 @@ class PDQIndex:
         self._postings = np.empty((0, 0), np.int32)
         self._offsets = np.empty(0, np.uint32)
         self._clear_delta()
-        if not _strictly_increasing(s_ids):
+        if not strictly_increasing(s_ids):
             order = np.argsort(s_ids, kind="stable")
             s_ids, s_codes = s_ids[order], _take_rows(s_codes, order)
         if m_ids.size == 0:
@@ -394,7 +380,7 @@ class PDQIndex:
         check_same_length(ids, codes, "hashes")
         if ids.size == 0:
             return
-        ids, codes = _sorted_last_wins(ids, codes)
+        ids, codes = sorted_last_wins(ids, codes, _take_rows)
         self._kill(ids)
         dead = self._ids.shape[0] - self._m_live
         if (
@@ -411,7 +397,7 @@ class PDQIndex:
         ids = as_ids(ids)
         if ids.size == 0 or not len(self):
             return
-        self._kill(np.unique(ids))
+        self._kill(unique_ids(ids))
         dead = self._ids.shape[0] - self._m_live
         if dead > MIN_TABLE_ROWS and dead > self._ids.shape[0] // 2:
             self._rebuild()
