@@ -1,4 +1,4 @@
-"""Shared fixtures: the benign stand-in photos, and database URLs for SQLite and (when available) PostgreSQL."""
+"""Shared fixtures: benign stand-in photos, and database URLs for SQLite and (when set up) PostgreSQL."""
 
 from __future__ import annotations
 
