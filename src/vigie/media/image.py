@@ -1,0 +1,74 @@
+"""Open images safely: byte and pixel limits from the header before decoding, bombs and truncation refused."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from vigie.errors import MediaError
+from vigie.settings import MediaLimits
+
+try:  # HEIC/AVIF through libheif; optional at run time, declared in the package dependencies
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover
+    pillow_heif = None
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never silently grey pixels
+Image.MAX_IMAGE_PIXELS = None  # we enforce our own, configurable limit below, before decoding
+
+
+def open_image(data: bytes, limits: MediaLimits) -> Image.Image:
+    """An opened (header read, pixels not yet decoded) image, or :class:`MediaError` with a reason.
+
+    The caller decodes (``draft``/``load``/``convert``) inside :func:`decode_errors` so truncation and
+    corruption found while decoding get the same clear reasons.
+    """
+    if not data:
+        raise MediaError("empty", "the file is empty (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise MediaError("too_large", f"{len(data)} bytes is over the limit of {limits.max_bytes}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise MediaError("unsupported", "not an image format vigie can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaError("bomb", f"decompression bomb: {exc}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise MediaError("corrupt", f"cannot read image header: {exc}") from None
+    w, h = im.size
+    if w <= 0 or h <= 0:
+        raise MediaError("corrupt", f"invalid image size {w}×{h}")
+    if w * h > limits.max_pixels:
+        raise MediaError(
+            "bomb", f"{w}×{h} = {w * h} pixels is over the limit of {limits.max_pixels} (decompression bomb?)"
+        )
+    return im
+
+
+@contextmanager
+def decode_errors() -> Iterator[None]:
+    """Turn decoder exceptions into MediaError with a stable reason (truncated, corrupt)."""
+    try:
+        yield
+    except MediaError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, MemoryError) as exc:
+        text = str(exc)
+        reason = "truncated" if "truncated" in text or isinstance(exc, EOFError) else "corrupt"
+        raise MediaError(reason, f"cannot decode image: {text or type(exc).__name__}") from None
+
+
+def load_rgb(data: bytes, limits: MediaLimits) -> Image.Image:
+    """Fully decoded RGB image (first frame), for analyzers and thumbnails."""
+    im = open_image(data, limits)
+    with decode_errors():
+        im.load()
+        return im.convert("RGB")

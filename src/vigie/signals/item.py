@@ -1,0 +1,79 @@
+"""All signals of one item in one pass: the record behind ``vigie hash --json`` and every match."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vigie.errors import MediaError
+from vigie.media import Item, ItemError, decode_errors, is_video, iter_file, open_image
+from vigie.settings import MediaLimits
+from vigie.signals.crypto import crypto_hashes
+from vigie.signals.pdq import hash_image
+from vigie.signals.vpdq import FrameHash, hash_video
+
+
+@dataclass
+class ItemSignals:
+    """Signals of one item. Crypto hashes are filled whenever bytes were read, even if decoding failed."""
+
+    path: str
+    media_type: str | None = None
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    pdq: str | None = None
+    pdq_quality: int | None = None
+    pdq_dihedral: list[str] | None = None
+    vpdq: list[FrameHash] | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable ``vigie hash --json`` record (``vpdq`` only for video)."""
+        out: dict[str, Any] = {
+            "path": self.path,
+            "md5": self.md5,
+            "sha1": self.sha1,
+            "sha256": self.sha256,
+            "pdq": self.pdq,
+            "pdq_quality": self.pdq_quality,
+            "error": self.error,
+        }
+        if self.vpdq is not None:
+            out["vpdq"] = [f.to_json() for f in self.vpdq]
+        return out
+
+
+def hash_item(item: Item, limits: MediaLimits, vpdq_fps: float = 1.0, dihedral: bool = False) -> ItemSignals:
+    """Hash one item; content problems land in ``error`` (e.g. ``truncated: …``), never as exceptions."""
+    sig = ItemSignals(path=item.path, media_type=item.media_type, **crypto_hashes(item.data))
+    try:
+        if is_video(item.media_type):
+            sig.vpdq = hash_video(item.data, limits, vpdq_fps)
+        else:
+            im = open_image(item.data, limits)
+            with im, decode_errors():
+                h, variants = hash_image(im, dihedral=dihedral)
+            sig.pdq, sig.pdq_quality, sig.pdq_dihedral = h.hex, h.quality, variants
+            if sig.media_type is None:
+                sig.media_type = f"image/{(im.format or 'unknown').lower()}"
+    except MediaError as exc:
+        sig.error = f"{exc.reason}: {exc}"
+    return sig
+
+
+def error_signals(err: ItemError) -> ItemSignals:
+    return ItemSignals(path=err.path, error=f"{err.reason}: {err.message}")
+
+
+def hash_path(
+    path: Path, limits: MediaLimits, vpdq_fps: float = 1.0, dihedral: bool = False
+) -> Iterator[ItemSignals]:
+    """Signals of a file, or of each member when it is an archive; unreadable members get error records."""
+    for obj in iter_file(path, limits):
+        if isinstance(obj, Item):
+            yield hash_item(obj, limits, vpdq_fps, dihedral)
+        else:
+            yield error_signals(obj)
