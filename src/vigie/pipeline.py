@@ -50,6 +50,8 @@ class PipelineContext:
     matcher: Matcher | None = None
     analyzers: Sequence[Analyzer] = ()
     vpdq_fps: float = 1.0
+    dihedral: bool = True
+    """Also match flipped and 90°-rotated copies (PDQ's 8 dihedral variants, derived without rehashing)."""
 
 
 def error_result(err: ItemError) -> ItemResult:
@@ -58,12 +60,23 @@ def error_result(err: ItemError) -> ItemResult:
 
 
 def _match_dicts(matcher: Matcher, sig: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    from vigie.signals.pdq import DIHEDRAL_NAMES
+
+    variants = dict(zip(DIHEDRAL_NAMES[1:], sig.pdq_dihedral[1:], strict=True)) if sig.pdq_dihedral else None
     res = matcher.match(
-        md5=sig.md5, sha1=sig.sha1, sha256=sig.sha256, pdq=sig.pdq, pdq_quality=sig.pdq_quality
+        md5=sig.md5,
+        sha1=sig.sha1,
+        sha256=sig.sha256,
+        pdq=sig.pdq,
+        pdq_quality=sig.pdq_quality,
+        pdq_variants=variants,
     )
 
     def enc(m: Any) -> dict[str, Any]:
-        return {**m.to_json(), "bank_kind": m.bank_kind}
+        out = {**m.to_json(), "bank_kind": m.bank_kind}
+        if m.transform:
+            out["transform"] = m.transform
+        return out
 
     return [enc(m) for m in res.matches], [enc(m) for m in res.suppressed]
 
@@ -84,7 +97,9 @@ def process_item(item: Item, ctx: PipelineContext) -> ItemResult:
     """Hash, match and analyse one item; bad content becomes ``error``, never an exception."""
     from vigie.signals import hash_item
 
-    sig = hash_item(item, ctx.limits, vpdq_fps=ctx.vpdq_fps)
+    sig = hash_item(
+        item, ctx.limits, vpdq_fps=ctx.vpdq_fps, dihedral=ctx.dihedral and ctx.matcher is not None
+    )
     out = ItemResult(
         path=item.path,
         media_type=sig.media_type or item.media_type,

@@ -171,6 +171,19 @@ def hash_bytes(data: bytes) -> PDQHash:
         return hash_image(im)[0]
 
 
+#: Names of the dihedral variants, in the order :func:`dihedral_hexes` returns them (PIL's transposes).
+DIHEDRAL_NAMES = (
+    "original",
+    "mirror_lr",
+    "mirror_tb",
+    "rot180",
+    "transpose",
+    "rot90",
+    "rot270",
+    "transverse",
+)
+
+
 def dihedral_hexes(coef: np.ndarray) -> list[str]:
     """Hashes of the 8 rotations/flips, from the DCT alone (no rehash): original first.
 

@@ -1,0 +1,44 @@
+"""Plain md5/sha1/sha256 lists, type by length; md5sum/sha256sum output (hash, spaces, name) works too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import IO
+
+from vigie.banks.model import EntryIn, EntryOut
+from vigie.errors import ImportFormatError, LineError, SignalError
+from vigie.signals.types import MD5, SHA1, SHA256
+
+_BY_LEN = {32: MD5, 40: SHA1, 64: SHA256}
+
+
+def parse(fh: IO[str], source: str = "") -> list[EntryIn]:
+    out: list[EntryIn] = []
+    errors: list[LineError] = []
+    for n, raw in enumerate(fh, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        value, _, name = line.partition(" ")
+        st = _BY_LEN.get(len(value))
+        if st is None:
+            errors.append(LineError(n, f"{len(value)} characters: not an md5 (32), sha1 (40) or sha256 (64)"))
+            continue
+        try:
+            out.append(
+                EntryIn(signal_type=st.name, value=st.normalize(value), external_id=name.strip(" *") or None)
+            )
+        except SignalError as exc:
+            errors.append(LineError(n, str(exc)))
+    if errors:
+        raise ImportFormatError(errors, source)
+    return out
+
+
+def write(entries: Iterable[EntryOut], fh: IO[str]) -> int:
+    n = 0
+    for e in entries:
+        if e.signal_type in ("md5", "sha1", "sha256"):
+            fh.write(e.value + "\n")
+            n += 1
+    return n

@@ -1,0 +1,86 @@
+"""Plain data carried in and out of banks (no database objects leak past the bank store)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+LABEL_FIELDS = ("source", "category", "ai_generated", "external_id", "note")
+
+
+@dataclass
+class EntryIn:
+    """One entry to add: a signal and its labels; ``extra`` holds labels vigie has no column for."""
+
+    signal_type: str
+    value: str
+    source: str | None = None
+    category: str | None = None
+    ai_generated: bool | None = None
+    external_id: str | None = None
+    note: str | None = None
+    enabled: bool = True
+    extra: dict[str, Any] | None = None
+
+
+@dataclass
+class EntryOut(EntryIn):
+    id: int = 0
+    bank_id: int = 0
+    added_at: datetime | None = None
+
+    def labels(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: getattr(self, k) for k in LABEL_FIELDS}
+        if self.extra:
+            out.update({k: v for k, v in self.extra.items() if k not in out})
+        return out
+
+
+@dataclass(frozen=True)
+class BankInfo:
+    id: int
+    name: str
+    kind: str
+    pdq_threshold: int
+    pdq_min_quality: int
+    description: str = ""
+    entry_count: int = 0
+    created_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["created_at"] = self.created_at.isoformat() if self.created_at else None
+        return d
+
+
+@dataclass
+class Match:
+    """A signal of an item found in a bank: evidence for a reviewer, with where it came from."""
+
+    bank: str
+    bank_kind: str
+    signal: str
+    distance: int
+    entry_id: str
+    value: str
+    labels: dict[str, Any] = field(default_factory=dict)
+    transform: str | None = None
+    """Set when the match came through a flipped/rotated variant of the item (e.g. ``mirror_lr``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bank": self.bank,
+            "signal": self.signal,
+            "distance": self.distance,
+            "entry_id": self.entry_id,
+            "labels": self.labels,
+        }
+
+
+@dataclass
+class MatchResult:
+    """Matches, and the matches an allow bank (known false positives) suppressed."""
+
+    matches: list[Match] = field(default_factory=list)
+    suppressed: list[Match] = field(default_factory=list)
