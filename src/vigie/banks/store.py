@@ -219,6 +219,7 @@ class BankStore:
         from vigie.banks.formats import get_format
 
         parse, _ = get_format(fmt)
+        self.get_bank(bank)  # a wrong bank name fails before a large file is parsed
         try:
             with path.open("r", encoding="utf-8-sig", newline="") as fh:
                 entries = parse(fh, str(path))

@@ -27,6 +27,9 @@ DRAFT_MIN_SIDE = 512
 #: The usual matching threshold (Hamming distance) and minimum quality, per Meta's guidance.
 MATCH_DISTANCE = 31
 MIN_QUALITY = 50
+#: Like the reference, images narrower or shorter than this get the all-zero hash with quality 0.
+MIN_HASHABLE_DIM = 5
+_ZERO = "0" * 64
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ def hash_array(rgb: np.ndarray) -> PDQHash:
     """PDQ of an (h, w, 3) uint8 RGB array: bit-identical to ``pdqhash.compute`` on the same array."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected (h, w, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
+    if min(rgb.shape[:2]) < MIN_HASHABLE_DIM:
+        return PDQHash(_ZERO, 0)
     coef, q = _coefficients(rgb)
     return PDQHash(_bits_to_hex(coef), q)
 
@@ -160,6 +165,8 @@ def _decode_for_pdq(im: Image.Image) -> tuple[np.ndarray, tuple[int, int]]:
 def hash_image(im: Image.Image, dihedral: bool = False) -> tuple[PDQHash, list[str] | None]:
     """PDQ of an opened (not yet loaded) PIL image, and its 8 dihedral variants when asked."""
     rgb, full = _decode_for_pdq(im)
+    if min(full) < MIN_HASHABLE_DIM:
+        return PDQHash(_ZERO, 0), ([_ZERO] * 8 if dihedral else None)
     coef, q = _coefficients(rgb, full)
     variants = dihedral_hexes(coef) if dihedral else None
     return PDQHash(_bits_to_hex(coef), q), variants

@@ -1,0 +1,221 @@
+"""Banks on SQLite and PostgreSQL: formats round-trip, imports land whole or not at all, matcher rules."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from vigie.banks import BankStore, EntryIn
+from vigie.banks.matcher import Matcher
+from vigie.errors import ConflictError, ImportFormatError, NotFoundError, VigieError
+from vigie.store import open_db
+
+HEX = "0123456789abcdef"
+
+
+def rhex(n: int, rng: random.Random) -> str:
+    return "".join(rng.choice(HEX) for _ in range(n))
+
+
+def flip(h: str, bits: int, rng: random.Random) -> str:
+    v = int(h, 16)
+    for b in rng.sample(range(256), bits):
+        v ^= 1 << b
+    return f"{v:064x}"
+
+
+@pytest.fixture
+def store(db_url: str) -> BankStore:
+    return BankStore(open_db(db_url))
+
+
+def test_bank_lifecycle(store: BankStore) -> None:
+    store.create_bank("known", pdq_threshold=20, description="stand-ins")
+    store.create_bank("fp", kind="allow")
+    with pytest.raises(ConflictError):
+        store.create_bank("known")
+    with pytest.raises(VigieError):
+        store.create_bank("bad name!")
+    with pytest.raises(VigieError):
+        store.create_bank("x", kind="other")
+    rng = random.Random(1)
+    store.add_entries("known", [EntryIn("md5", rhex(32, rng), category="A1"), EntryIn("pdq", rhex(64, rng))])
+    banks = {b.name: b for b in store.list_banks()}
+    assert banks["known"].entry_count == 2 and banks["known"].pdq_threshold == 20
+    assert banks["fp"].kind == "allow" and banks["fp"].entry_count == 0
+    assert store.remove_bank("known") == 2
+    with pytest.raises(NotFoundError):
+        store.get_bank("known")
+
+
+SAMPLES = {
+    "csv": (
+        "signal_type,value,source,category,ai_generated,external_id,note,enabled,series\n"
+        "pdq,{pdq},ncmec,A1,true,ext-1,first,true,S1\n"
+        "md5,{md5},iwf,B2,,ext-2,,false,\n"
+    ),
+    "te": "# ThreatExchange text\npdq {pdq}\n\nmd5 {md5}\n",
+    "hashlist": "{md5}  ./a.jpg\n{sha1}\n{sha256} *b.png\n",
+    "vics": json.dumps(
+        {
+            "odata.metadata": "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/CUSTOM/$metadata#Cases",
+            "value": [
+                {
+                    "CaseID": 7,
+                    "Media": [
+                        {"MediaID": 11, "MD5": "{MD5}", "SHA1": "{SHA1}", "Category": 1, "Series": "s"},
+                        {
+                            "MediaID": 12,
+                            "MD5": "{MD5B}",
+                            "Category": 2,
+                            "AlternativeHashes": [{"HashName": "PDQ", "HashValue": "{pdq}"}],
+                        },
+                    ],
+                }
+            ],
+        }
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(SAMPLES))
+def test_format_round_trip(store: BankStore, tmp_path: Path, fmt: str) -> None:
+    rng = random.Random(2)
+    vals = {"pdq": rhex(64, rng), "md5": rhex(32, rng), "sha1": rhex(40, rng), "sha256": rhex(64, rng)}
+    vals |= {"MD5": vals["md5"].upper(), "SHA1": vals["sha1"].upper(), "MD5B": rhex(32, rng).upper()}
+    text = SAMPLES[fmt]
+    for k, v in vals.items():
+        text = text.replace("{" + k + "}", v)
+    src = tmp_path / f"in.{fmt}"
+    src.write_text(text)
+    store.create_bank("a")
+    store.create_bank("b")
+    n = store.import_file("a", src, fmt)
+    first = sorted((e.signal_type, e.value) for e in store.iter_entries("a"))
+    assert len(first) == n and n >= 2
+    assert all(v == v.lower() for _, v in first)
+    out = io.StringIO()
+    assert store.export("a", fmt, out) == n
+    (tmp_path / f"out.{fmt}").write_text(out.getvalue())
+    store.import_file("b", tmp_path / f"out.{fmt}", fmt)
+    assert sorted((e.signal_type, e.value) for e in store.iter_entries("b")) == first
+    if fmt == "csv":
+        labels = {e.value: e for e in store.iter_entries("b")}
+        e = labels[vals["pdq"]]
+        assert (e.source, e.category, e.ai_generated, e.external_id, e.enabled) == (
+            "ncmec",
+            "A1",
+            True,
+            "ext-1",
+            True,
+        )
+        assert e.extra == {"series": "S1"} and labels[vals["md5"]].enabled is False
+    if fmt == "vics":
+        cats = {e.value: (e.category, e.external_id) for e in store.iter_entries("a")}
+        assert cats[vals["md5"]] == ("1", "11") and cats[vals["pdq"]] == ("2", "12")
+
+
+def test_bad_import_names_every_bad_line_and_writes_nothing(store: BankStore, tmp_path: Path) -> None:
+    rng = random.Random(3)
+    lines = [f"pdq {rhex(64, rng)}" for _ in range(10)]
+    lines[2] = "pdq nothex"
+    lines[5] = "sha512 " + rhex(128, rng)
+    lines[8] = "pdq " + rhex(60, rng)
+    src = tmp_path / "bad.te"
+    src.write_text("\n".join(lines) + "\n")
+    store.create_bank("k")
+    with pytest.raises(ImportFormatError) as err:
+        store.import_file("k", src, "te")
+    assert [e.line for e in err.value.errors] == [3, 6, 9]
+    assert "line 6" in str(err.value) and "unknown signal type" in str(err.value)
+    assert store.get_bank("k").entry_count == 0
+
+
+def test_csv_without_header_is_refused(store: BankStore, tmp_path: Path) -> None:
+    src = tmp_path / "x.csv"
+    src.write_text("pdq," + "0" * 64 + "\n")
+    store.create_bank("k")
+    with pytest.raises(ImportFormatError, match="header"):
+        store.import_file("k", src, "csv")
+
+
+def _bank_with(store: BankStore, name: str, hashes: list[str], **kw: object) -> list[int]:
+    store.create_bank(name, **kw)  # type: ignore[arg-type]
+    store.add_entries(name, [EntryIn("pdq", h, category=name) for h in hashes])
+    return [e.id for e in store.iter_entries(name)]
+
+
+def test_matcher_thresholds_quality_allow_and_exact(store: BankStore) -> None:
+    rng = random.Random(4)
+    known = [rhex(64, rng) for _ in range(50)]
+    _bank_with(store, "strict", known[:25], pdq_threshold=10)
+    _bank_with(store, "loose", known[25:], pdq_threshold=31, pdq_min_quality=80)
+    md5 = rhex(32, rng)
+    store.add_entries("strict", [EntryIn("md5", md5, external_id="file-1")])
+    m = Matcher.open(store.db)
+
+    assert [x.bank for x in m.match(pdq=flip(known[0], 8, rng), pdq_quality=100).matches] == ["strict"]
+    assert m.match(pdq=flip(known[0], 20, rng), pdq_quality=100).matches == []  # over strict's 10
+    hit = m.match(pdq=flip(known[30], 25, rng), pdq_quality=90).matches
+    assert [(x.bank, x.distance) for x in hit] == [("loose", 25)] and hit[0].labels["category"] == "loose"
+    assert m.match(pdq=flip(known[30], 25, rng), pdq_quality=60).matches == []  # under loose's quality 80
+    exact = m.match(md5=md5.upper()).matches
+    assert [(x.signal, x.distance, x.labels["external_id"]) for x in exact] == [("md5", 0, "file-1")]
+    assert set(exact[0].to_json()) == {"bank", "signal", "distance", "entry_id", "labels"}
+
+    # an allow bank (known false positive) suppresses PDQ matches near it, not elsewhere
+    _bank_with(store, "fp", [known[1]], kind="allow", pdq_threshold=31)
+    m.refresh()
+    res = m.match(pdq=flip(known[1], 3, rng), pdq_quality=100)
+    assert res.matches == [] and [x.bank for x in res.suppressed] == ["strict"]
+    assert m.match(md5=md5).matches, "a PDQ allow entry never suppresses an unrelated exact match"
+
+
+def test_variants_match_and_name_their_transform(store: BankStore) -> None:
+    rng = random.Random(5)
+    known = rhex(64, rng)
+    _bank_with(store, "k", [known])
+    m = Matcher.open(store.db)
+    res = m.match(pdq=rhex(64, rng), pdq_variants={"mirror_lr": flip(known, 4, rng)}, pdq_quality=100)
+    assert [(x.distance, x.transform) for x in res.matches] == [(4, "mirror_lr")]
+
+
+def test_snapshot_catches_up_incrementally(store: BankStore, tmp_path: Path) -> None:
+    rng = random.Random(6)
+    hashes = [rhex(64, rng) for _ in range(300)]
+    ids = _bank_with(store, "k", hashes[:200])
+    m = Matcher.open(store.db, tmp_path / "idx")
+    m.save_snapshot()
+    # changes made by "another process" after the snapshot
+    store.add_entries("k", [EntryIn("pdq", h) for h in hashes[200:]])
+    store.remove_entries("k", ids[:10])
+    store.set_enabled("k", ids[10:20], False)
+    _bank_with(store, "other", [hashes[0]])
+    store.remove_bank("other")
+    loaded = Matcher.open(store.db, tmp_path / "idx")
+    fresh = Matcher(store.db)
+    fresh._build()
+    for h in hashes:
+        a = sorted((x.bank, x.entry_id) for x in loaded.match(pdq=h).matches)
+        b = sorted((x.bank, x.entry_id) for x in fresh.match(pdq=h).matches)
+        assert a == b
+    assert loaded.match(pdq=hashes[0]).matches == []
+    assert loaded.match(pdq=hashes[25]).matches and loaded.match(pdq=hashes[250]).matches
+    # the same process sees a change at once after refresh
+    store.set_enabled("k", ids[25:26], False)
+    loaded.refresh()
+    assert loaded.match(pdq=hashes[25]).matches == []
+
+
+def test_corrupt_snapshot_falls_back_to_the_database(store: BankStore, tmp_path: Path) -> None:
+    rng = random.Random(7)
+    h = rhex(64, rng)
+    _bank_with(store, "k", [h])
+    m = Matcher.open(store.db, tmp_path / "idx")
+    m.save_snapshot()
+    (tmp_path / "idx" / "pdq" / "manifest.json").write_text("{not json")
+    assert Matcher.open(store.db, tmp_path / "idx").match(pdq=h).matches
