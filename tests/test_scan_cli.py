@@ -54,6 +54,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, photos: list[Path]) -> di
     im1 = small(photos[1])
     im1.resize((im1.width // 2, im1.height // 2)).save(inbox / "k1_half.jpg", quality=85)
     ImageEnhance.Brightness(small(photos[2])).enhance(1.25).save(inbox / "k2_bright.jpg", quality=85)
+    small(photos[0]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(inbox / "k0_mirrored.jpg", quality=85)
     for i, p in enumerate(photos[10:14]):
         small(p).save(inbox / f"unrelated_{i}.jpg", quality=85)
     (inbox / "dup").mkdir()
@@ -93,7 +94,8 @@ def test_scan_finds_altered_copies_and_nothing_else(scenario: dict[str, object])
         Path(r["path"]).name if "!" not in r["path"] else r["path"].split("/")[-1]: r for r in doc["items"]
     }
     matched = {name for name, r in by_path.items() if r["matches"]}
-    assert matched == {"k0_recompressed.jpg", "k1_half.jpg", "k2_bright.jpg", "k3.jpg"}
+    assert matched == {"k0_recompressed.jpg", "k0_mirrored.jpg", "k1_half.jpg", "k2_bright.jpg", "k3.jpg"}
+    assert [m.get("transform") for m in by_path["k0_mirrored.jpg"]["matches"]] == ["mirror_lr"]
     for name in matched:
         m = min(by_path[name]["matches"], key=lambda m: m["distance"])
         assert m["bank"] == "known" and m["signal"] == "pdq" and m["distance"] <= 31
@@ -120,6 +122,7 @@ def test_scan_clusters_duplicates(scenario: dict[str, object]) -> None:
 def test_html_and_csv_reports_are_readable(scenario: dict[str, object]) -> None:
     html = Path(f"{scenario['report']}.html").read_text()
     assert "k1_half.jpg" in html and "test-category" in html and "truncated.jpg" in html
+    assert "mirror_lr" in html  # the flipped copy names the variant it matched through
     assert "not conclusions" in html and "<script" in html
     with Path(f"{scenario['report']}.csv").open() as fh:
         rows = list(csv.DictReader(fh))
