@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageEnhance, ImageOps, PngImagePlugin
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
@@ -86,6 +86,14 @@ def main() -> None:
         info = tarfile.TarInfo("old/photo.jpg")
         info.size = len(buf.getvalue())
         tf.addfile(info, io.BytesIO(buf.getvalue()))
+    # a file whose own metadata claims it was generated (Automatic1111 writes this PNG text chunk)
+    info = PngImagePlugin.PngInfo()
+    info.add_text(
+        "parameters",
+        "a lighthouse at dusk, oil painting\nNegative prompt: blurry\n"
+        "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 512x512, Model: v1-5-pruned-emaonly",
+    )
+    unrelated[0].resize((512, 384)).save(inbox / "generated_lighthouse.png", pnginfo=info)
     (inbox / "broken.jpg").write_bytes((known_dir / "known_00.jpg").read_bytes()[:5000])
     (inbox / "empty.png").write_bytes(b"")
     (inbox / "notes.txt").write_text("not an image\n")
