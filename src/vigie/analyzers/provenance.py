@@ -60,6 +60,16 @@ def _open(item: Item) -> Image.Image | None:
         return None
 
 
+def exif_of(im: Image.Image, data: bytes) -> Image.Exif | None:
+    """EXIF without decoding pixels: Pillow loads a whole PNG to look for eXIf, so ask only if it is there."""
+    if im.format == "PNG" and b"eXIf" not in data:
+        return None
+    try:
+        return im.getexif()
+    except Exception:
+        return None
+
+
 def decode_user_comment(raw: Any) -> str | None:
     """EXIF UserComment: 8-byte charset prefix (UNICODE = UTF-16, ASCII) then the text."""
     if isinstance(raw, str):
@@ -124,10 +134,12 @@ class GeneratorMetadataAnalyzer:
             return out
         with im:
             comment = None
-            try:
-                comment = decode_user_comment(im.getexif().get_ifd(0x8769).get(0x9286))
-            except Exception:
-                comment = None
+            exif = exif_of(im, item.data)
+            if exif is not None:
+                try:
+                    comment = decode_user_comment(exif.get_ifd(0x8769).get(0x9286))
+                except Exception:
+                    comment = None
             if comment:
                 out += [_finding(i, "EXIF UserComment") for i in parse_text_fields({"parameters": comment})]
             if im.format in ("PNG", "WEBP") and not out:
@@ -207,9 +219,8 @@ class ProvenanceTagsAnalyzer:
         if im is None:
             return out
         with im:
-            try:
-                exif = im.getexif()
-            except Exception:
+            exif = exif_of(im, item.data)
+            if exif is None:
                 return out
             software = str(exif.get(0x0131) or "").strip()
             make, model = str(exif.get(0x010F) or "").strip(), str(exif.get(0x0110) or "").strip()
