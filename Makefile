@@ -13,6 +13,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps 'invisible-watermark==0.2.0'
 	touch $(STAMP)
 
 # Benchmarks also need the reference implementations (faiss, vpdq, ...); vpdq builds against libav*-dev.

@@ -279,3 +279,54 @@ def test_inspect_json_contract(tmp_path: Path) -> None:
     assert (
         recs["empty.png"]["findings"] == [] and recs["empty.png"]["error"] is None
     )  # nothing to read, no claim
+
+
+def _reference_encoder():  # type: ignore[no-untyped-def]
+    """invisible-watermark's dwtDct encoder, loaded alone (the package imports torch at module level)."""
+    import importlib.util
+    import sysconfig
+
+    path = Path(sysconfig.get_paths()["purelib"]) / "imwatermark" / "maxDct.py"
+    if not path.exists():
+        pytest.skip("invisible-watermark not installed (make test installs it)")
+    spec = importlib.util.spec_from_file_location("_imwatermark_maxdct", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.EmbedMaxDct
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr)).save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def test_sd_watermarks_embedded_by_the_reference_encoder_are_found(photos: list[Path]) -> None:
+    from vigie.analyzers.watermark import MARKS, SDWatermarkAnalyzer
+
+    embed = _reference_encoder()
+    rgb = np.asarray(Image.open(photos[3]).convert("RGB").resize((768, 512)))
+    analyzer = SDWatermarkAnalyzer()
+    # SDXL as diffusers does it (RGB array into the BGR encoder); SD 1.x like the reference scripts (true BGR)
+    sdxl = embed(list(MARKS["Stable Diffusion XL"]), wmLen=48).encode(rgb.copy())
+    sd1 = embed(list(MARKS["Stable Diffusion 1.x"]), wmLen=136).encode(rgb[:, :, ::-1].copy())[:, :, ::-1]
+    for arr, name in ((sdxl, "Stable Diffusion XL"), (sd1, "Stable Diffusion 1.x")):
+        [f] = analyzer.analyze(Item("x.png", _png(arr)))
+        assert f.generator == name and f.ai_generated is True and f.confidence > 0.999
+        assert f.evidence["agreement"] >= 0.9
+    buf = io.BytesIO()
+    Image.fromarray(sdxl).save(buf, "JPEG", quality=95)
+    assert analyzer.analyze(Item("x.jpg", buf.getvalue())) == []  # JPEG erases the mark: not even decoded
+
+
+def test_unmarked_photos_never_read_as_marked(photos: list[Path]) -> None:
+    from vigie.analyzers.watermark import SDWatermarkAnalyzer
+
+    analyzer = SDWatermarkAnalyzer()
+    for p in photos:
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            im.thumbnail((1024, 1024))
+        for tile in (im, im.crop((0, 0, im.width // 2, im.height // 2))):
+            assert analyzer.analyze(Item("x.png", _png(np.asarray(tile)))) == [], p.name

@@ -11,8 +11,9 @@ from vigie.media.item import Item
 def default_analyzers() -> list[Analyzer]:
     """The analyzers whose dependencies are installed (cheap provenance first)."""
     from vigie.analyzers.provenance import GeneratorMetadataAnalyzer, ProvenanceTagsAnalyzer
+    from vigie.analyzers.watermark import SDWatermarkAnalyzer
 
-    found: list[Analyzer] = [GeneratorMetadataAnalyzer(), ProvenanceTagsAnalyzer()]
+    found: list[Analyzer] = [GeneratorMetadataAnalyzer(), ProvenanceTagsAnalyzer(), SDWatermarkAnalyzer()]
     return found
 
 
