@@ -14,6 +14,14 @@ def default_analyzers() -> list[Analyzer]:
     from vigie.analyzers.watermark import SDWatermarkAnalyzer
 
     found: list[Analyzer] = [GeneratorMetadataAnalyzer(), ProvenanceTagsAnalyzer(), SDWatermarkAnalyzer()]
+    try:  # optional extra `vigie[c2pa]`
+        import c2pa  # noqa: F401
+
+        from vigie.analyzers.c2pa_manifest import C2PAAnalyzer
+
+        found.append(C2PAAnalyzer())
+    except ImportError:
+        pass
     return found
 
 
