@@ -22,6 +22,11 @@ def default_analyzers() -> list[Analyzer]:
         found.append(C2PAAnalyzer())
     except ImportError:
         pass
+    from vigie.analyzers.detector import configured_detector
+
+    detector = configured_detector()  # the ONNX detector slot, only when a model is configured
+    if detector is not None:
+        found.append(detector)
     return found
 
 
