@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vigie.analyzers.base import Analyzer, Finding
+from vigie.analyzers import ai_evidence_summary, analyze_item
+from vigie.analyzers.base import Analyzer
 from vigie.media.item import Item, ItemError
 from vigie.settings import MediaLimits
 
@@ -81,18 +82,6 @@ def _match_dicts(matcher: Matcher, sig: Any) -> tuple[list[dict[str, Any]], list
     return [enc(m) for m in res.matches], [enc(m) for m in res.suppressed]
 
 
-def _run_analyzers(item: Item, analyzers: Sequence[Analyzer]) -> list[Finding]:
-    found: list[Finding] = []
-    for analyzer in analyzers:
-        try:
-            found.extend(analyzer.analyze(item))
-        except Exception as exc:  # an analyzer bug must never lose the item
-            found.append(
-                Finding(analyzer=analyzer.name, kind="analyzer_error", confidence=0.0, summary=str(exc)[:200])
-            )
-    return found
-
-
 def process_item(item: Item, ctx: PipelineContext) -> ItemResult:
     """Hash, match and analyse one item; bad content becomes ``error``, never an exception."""
     from vigie.signals import hash_item
@@ -115,16 +104,7 @@ def process_item(item: Item, ctx: PipelineContext) -> ItemResult:
     if ctx.matcher is not None:
         out.matches, out.suppressed = _match_dicts(ctx.matcher, sig)
     if ctx.analyzers:
-        findings = _run_analyzers(item, ctx.analyzers)
+        findings = analyze_item(item, ctx.analyzers)
         out.findings = [f.to_dict() for f in findings]
-        out.ai_evidence = _ai_summary(findings)
+        out.ai_evidence = ai_evidence_summary(findings)
     return out
-
-
-def _ai_summary(findings: list[Finding]) -> str | None:
-    try:
-        from vigie.analyzers import ai_evidence_summary
-    except ImportError:
-        hits = [f for f in findings if f.ai_generated]
-        return "; ".join(sorted({f.generator or f.kind for f in hits})) or None
-    return ai_evidence_summary(findings)

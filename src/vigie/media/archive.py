@@ -63,7 +63,21 @@ def _bounded_read(fh: io.BufferedIOBase | gzip.GzipFile, limit: int) -> bytes | 
             return None
 
 
-def _check(name: str, declared: int, packed: int, limits: MediaLimits, budget: Budget) -> ItemError | None:
+def _screen(
+    name: str,
+    raw_name: str,
+    refusal: ItemError | None,
+    declared: int,
+    packed: int,
+    limits: MediaLimits,
+    budget: Budget,
+) -> ItemError | None:
+    """Why a member must be skipped (unsafe name, link or special file, over a limit), or None to read it."""
+    why = unsafe_name(raw_name)
+    if why:
+        return ItemError(name, "path_traversal", f"unsafe member name ({why}), skipped")
+    if refusal is not None:
+        return refusal
     if budget.members_left <= 0:
         return ItemError(name, "archive_limit", f"more than {limits.archive_max_members} archive members")
     if declared > min(budget.bytes_left, limits.max_bytes):
@@ -77,6 +91,12 @@ def _check(name: str, declared: int, packed: int, limits: MediaLimits, budget: B
     return None
 
 
+def _take(budget: Budget, name: str, content: bytes) -> Member:
+    budget.bytes_left -= len(content)
+    budget.members_left -= 1
+    return Member(name, content)
+
+
 def iter_zip(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Iterator[Member | ItemError]:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -88,18 +108,13 @@ def iter_zip(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Ite
         name = f"{path}!{info.filename}"
         if info.is_dir():
             continue
-        why = unsafe_name(info.filename)
-        if why:
-            yield ItemError(name, "path_traversal", f"unsafe member name ({why}), skipped")
-            continue
         mode = info.external_attr >> 16
+        refusal = None
         if mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or mode & 0o170000 == 0)):
-            yield ItemError(name, "link", "symbolic link or special file in archive, skipped")
-            continue
-        if info.flag_bits & 0x1:
-            yield ItemError(name, "encrypted", "encrypted archive member, cannot be read")
-            continue
-        err = _check(name, info.file_size, info.compress_size, limits, budget)
+            refusal = ItemError(name, "link", "symbolic link or special file in archive, skipped")
+        elif info.flag_bits & 0x1:
+            refusal = ItemError(name, "encrypted", "encrypted archive member, cannot be read")
+        err = _screen(name, info.filename, refusal, info.file_size, info.compress_size, limits, budget)
         if err:
             yield err
             if err.reason == "archive_limit":
@@ -114,9 +129,7 @@ def iter_zip(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Ite
         if content is None:
             yield ItemError(name, "zip_bomb", "member is larger than its header declares")
             continue
-        budget.bytes_left -= len(content)
-        budget.members_left -= 1
-        yield Member(name, content)
+        yield _take(budget, name, content)
 
 
 def iter_tar(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Iterator[Member | ItemError]:
@@ -137,14 +150,8 @@ def iter_tar(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Ite
             name = f"{path}!{info.name}"
             if info.isdir():
                 continue
-            why = unsafe_name(info.name)
-            if why:
-                yield ItemError(name, "path_traversal", f"unsafe member name ({why}), skipped")
-                continue
-            if not info.isfile():
-                yield ItemError(name, "link", "link or special file in archive, skipped")
-                continue
-            err = _check(name, info.size, info.size, limits, budget)
+            refusal = None if info.isfile() else ItemError(name, "link", "link or special file, skipped")
+            err = _screen(name, info.name, refusal, info.size, info.size, limits, budget)
             if err:
                 yield err
                 if err.reason == "archive_limit":
@@ -159,9 +166,7 @@ def iter_tar(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Ite
             if content is None or len(content) != info.size:
                 yield ItemError(name, "truncated", "member is shorter or longer than its header declares")
                 continue
-            budget.bytes_left -= len(content)
-            budget.members_left -= 1
-            yield Member(name, content)
+            yield _take(budget, name, content)
 
 
 def iter_gzip(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Iterator[Member | ItemError]:
@@ -179,6 +184,4 @@ def iter_gzip(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> It
     if len(content) > _CHUNK and len(content) / max(len(data), 1) > limits.archive_max_ratio:
         yield ItemError(path, "zip_bomb", f"compression ratio over {limits.archive_max_ratio:g}")
         return
-    budget.bytes_left -= len(content)
-    budget.members_left -= 1
-    yield Member(inner if inner != path else f"{path}!content", content)
+    yield _take(budget, inner, content)

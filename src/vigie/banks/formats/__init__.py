@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 from vigie.banks.model import EntryIn, EntryOut
@@ -10,6 +10,14 @@ from vigie.errors import VigieError
 
 Parser = Callable[[IO[str], str], list[EntryIn]]
 Writer = Callable[[Iterable[EntryOut], IO[str]], int]
+
+
+def data_lines(fh: IO[str]) -> Iterator[tuple[int, str]]:
+    """(line number, stripped text) of the lines that carry data: blank lines and '#' comments skipped."""
+    for n, raw in enumerate(fh, 1):
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            yield n, line
 
 
 def get_format(name: str) -> tuple[Parser, Writer]:

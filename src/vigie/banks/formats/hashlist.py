@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import IO
 
+from vigie.banks.formats import data_lines
 from vigie.banks.model import EntryIn, EntryOut
 from vigie.errors import ImportFormatError, LineError, SignalError
 from vigie.signals.types import MD5, SHA1, SHA256
@@ -15,10 +16,7 @@ _BY_LEN = {32: MD5, 40: SHA1, 64: SHA256}
 def parse(fh: IO[str], source: str = "") -> list[EntryIn]:
     out: list[EntryIn] = []
     errors: list[LineError] = []
-    for n, raw in enumerate(fh, 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+    for n, line in data_lines(fh):
         value, _, name = line.partition(" ")
         st = _BY_LEN.get(len(value))
         if st is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import IO
 
+from vigie.banks.formats import data_lines
 from vigie.banks.model import EntryIn, EntryOut
 from vigie.errors import ImportFormatError, LineError, SignalError
 from vigie.signals.types import signal_type
@@ -13,10 +14,7 @@ from vigie.signals.types import signal_type
 def parse(fh: IO[str], source: str = "") -> list[EntryIn]:
     out: list[EntryIn] = []
     errors: list[LineError] = []
-    for n, raw in enumerate(fh, 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+    for n, line in data_lines(fh):
         parts = line.split()
         if len(parts) != 2:
             errors.append(LineError(n, "expected 'SIGNAL_TYPE VALUE'"))
