@@ -337,11 +337,18 @@ def scan_cmd(
 
 
 def _register_optional() -> None:
-    """Commands that live with their modules (analyzers, guard); absent modules simply add nothing."""
+    """Commands that live with their modules (analyzers, service, guard); absent ones add nothing."""
     try:
         from vigie.analyzers.commands import inspect
 
         app.command("inspect")(inspect)
+    except ImportError:
+        pass
+    try:
+        from vigie.service.commands import keys_app, serve
+
+        app.command("serve")(serve)
+        app.add_typer(keys_app, name="keys")
     except ImportError:
         pass
     try:

@@ -1,0 +1,264 @@
+"""The FastAPI application: hash-only lookups and bank management behind scoped API keys."""
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from vigie import __version__
+from vigie.banks import BankStore, EntryIn
+from vigie.banks.matcher import Matcher
+from vigie.errors import ImportFormatError, LineError, SignalError
+from vigie.service import problems
+from vigie.service.keys import KeyInfo, KeyStore
+from vigie.settings import Settings
+from vigie.signals.types import signal_type
+from vigie.store import open_db
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_LOOKUP_VALUES = 1000
+
+
+class LookupIn(BaseModel):
+    """Signals a platform computed itself (privacy mode: the media never leaves the platform)."""
+
+    model_config = ConfigDict(extra="forbid")
+    pdq: list[str] = Field(default_factory=list, max_length=MAX_LOOKUP_VALUES)
+    md5: list[str] = Field(default_factory=list, max_length=MAX_LOOKUP_VALUES)
+    sha1: list[str] = Field(default_factory=list, max_length=MAX_LOOKUP_VALUES)
+    sha256: list[str] = Field(default_factory=list, max_length=MAX_LOOKUP_VALUES)
+    pdq_quality: int | None = Field(default=None, ge=0, le=100, description="quality of the PDQ hashes sent")
+
+
+class MatchOut(BaseModel):
+    bank: str
+    entry_id: str
+    distance: int
+    labels: dict[str, Any]
+
+
+class LookupResult(BaseModel):
+    signal: str
+    value: str
+    matches: list[MatchOut]
+
+
+class LookupOut(BaseModel):
+    results: list[LookupResult]
+
+
+class BankIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    kind: str = "match"
+    pdq_threshold: int = Field(default=31, ge=0, le=256)
+    pdq_min_quality: int = Field(default=50, ge=0, le=100)
+    description: str = ""
+
+
+class EntryModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    signal_type: str
+    value: str
+    source: str | None = None
+    category: str | None = None
+    ai_generated: bool | None = None
+    external_id: str | None = None
+    note: str | None = None
+    enabled: bool = True
+    extra: dict[str, Any] | None = None
+
+
+class EntriesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    entries: list[EntryModel] = Field(min_length=1, max_length=100_000)
+
+
+class IdsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[int] = Field(min_length=1, max_length=100_000)
+
+
+class Service:
+    """Everything the endpoints share; the matcher follows bank changes from any replica."""
+
+    def __init__(self, settings: Settings, refresh_interval: float) -> None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.db = open_db(settings.db_url)
+        self.banks = BankStore(self.db)
+        self.keys = KeyStore(self.db)
+        self.matcher = Matcher.open(self.db, None)
+        self.refresh_interval = refresh_interval
+        self._refreshed = time.monotonic()
+        self._lock = threading.Lock()
+        self.requests: Counter[tuple[str, str, int]] = Counter()
+
+    def fresh_matcher(self) -> Matcher:
+        """The matcher, caught up when other replicas may have changed banks since the last look."""
+        now = time.monotonic()
+        if now - self._refreshed >= self.refresh_interval and self._lock.acquire(blocking=False):
+            try:
+                self.matcher.refresh()
+                self._refreshed = now
+            finally:
+                self._lock.release()
+        return self.matcher
+
+    def changed(self) -> None:
+        """A bank write in this process is visible to matching at once."""
+        with self._lock:
+            self.matcher.refresh()
+            self._refreshed = time.monotonic()
+
+
+def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) -> FastAPI:
+    """The service app; ``refresh_interval`` bounds how stale another replica's bank changes can be."""
+    svc = Service(settings or Settings.from_env(), refresh_interval)
+    app = FastAPI(
+        title="vigie",
+        version=__version__,
+        description="Hash matching for trust-and-safety teams. Every match is a lead for a human reviewer.",
+    )
+    app.state.svc = svc
+    problems.install(app)
+
+    @app.middleware("http")
+    async def limits_and_metrics(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        length = request.headers.get("content-length")
+        if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            resp: Response = problems.problem(
+                413, "Content Too Large", f"bodies are limited to {MAX_BODY_BYTES} bytes"
+            )
+        else:
+            resp = await call_next(request)
+        route = request.scope.get("route")
+        svc.requests[(request.method, getattr(route, "path", "unmatched"), resp.status_code)] += 1
+        return resp
+
+    def require(scope: str) -> Callable[[Request], KeyInfo]:
+        def check(request: Request) -> KeyInfo:
+            auth = request.headers.get("authorization", "")
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise HTTPException(401, "missing API key", headers={"WWW-Authenticate": "Bearer"})
+            key = svc.keys.verify(token.strip())
+            if key is None:
+                raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+            if not key.allows(scope):
+                raise HTTPException(403, f"this key lacks the '{scope}' scope")
+            return key
+
+        return check
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> Response:
+        try:
+            svc.banks.list_banks()
+        except Exception:
+            return problems.problem(503, "Service Unavailable", "the database does not answer")
+        return Response('{"status":"ready"}', media_type="application/json")
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def metrics() -> str:
+        lines = ["# TYPE vigie_http_requests_total counter"]
+        for (method, path, status), n in sorted(svc.requests.items()):
+            lines.append(
+                f'vigie_http_requests_total{{method="{method}",path="{path}",status="{status}"}} {n}'
+            )
+        lines += ["# TYPE vigie_index_entries gauge", f"vigie_index_entries {len(svc.matcher.pdq)}"]
+        return "\n".join(lines) + "\n"
+
+    @app.post("/v1/lookup", response_model=LookupOut, tags=["matching"])
+    def lookup(body: LookupIn, _: Annotated[KeyInfo, Depends(require("lookup"))]) -> LookupOut:
+        """Match hashes computed by the platform against every bank (per-bank thresholds, allow banks)."""
+        queries: list[tuple[str, str]] = []
+        errors: list[LineError] = []
+        for st in ("md5", "sha1", "sha256", "pdq"):
+            for i, v in enumerate(getattr(body, st)):
+                try:
+                    queries.append((st, signal_type(st).normalize(v)))
+                except SignalError as exc:
+                    errors.append(LineError(i, f"{st}[{i}]: {exc}"))
+        if errors:
+            raise ImportFormatError(errors, "lookup")
+        matcher = svc.fresh_matcher()
+        found = matcher.match_many(
+            [{st: v, "pdq_quality": body.pdq_quality if st == "pdq" else None} for st, v in queries]
+        )
+        return LookupOut(
+            results=[
+                LookupResult(
+                    signal=st,
+                    value=v,
+                    matches=[
+                        MatchOut(bank=m.bank, entry_id=m.entry_id, distance=m.distance, labels=m.labels)
+                        for m in res.matches
+                    ],
+                )
+                for (st, v), res in zip(queries, found, strict=True)
+            ]
+        )
+
+    @app.get("/v1/banks", tags=["banks"])
+    def list_banks(_: Annotated[KeyInfo, Depends(require("banks:write"))]) -> list[dict[str, Any]]:
+        return [b.to_json() for b in svc.banks.list_banks()]
+
+    @app.post("/v1/banks", status_code=201, tags=["banks"])
+    def create_bank(body: BankIn, _: Annotated[KeyInfo, Depends(require("banks:write"))]) -> dict[str, Any]:
+        return svc.banks.create_bank(**body.model_dump()).to_json()
+
+    @app.delete("/v1/banks/{name}", tags=["banks"])
+    def remove_bank(name: str, _: Annotated[KeyInfo, Depends(require("banks:write"))]) -> dict[str, int]:
+        n = svc.banks.remove_bank(name)
+        svc.changed()
+        return {"removed_entries": n}
+
+    @app.post("/v1/banks/{name}/entries", status_code=201, tags=["banks"])
+    def add_entries(
+        name: str, body: EntriesIn, _: Annotated[KeyInfo, Depends(require("banks:write"))]
+    ) -> dict[str, int]:
+        n = svc.banks.add_entries(name, [EntryIn(**e.model_dump()) for e in body.entries], "request body")
+        svc.changed()
+        return {"added": n}
+
+    @app.post("/v1/banks/{name}/entries/remove", tags=["banks"])
+    def remove_entries(
+        name: str, body: IdsIn, _: Annotated[KeyInfo, Depends(require("banks:write"))]
+    ) -> dict[str, int]:
+        n = svc.banks.remove_entries(name, body.ids)
+        svc.changed()
+        return {"removed": n}
+
+    @app.post("/v1/banks/{name}/import", status_code=201, tags=["banks"])
+    async def import_entries(
+        name: str,
+        request: Request,
+        _: Annotated[KeyInfo, Depends(require("banks:write"))],
+        fmt: Annotated[str, Query(alias="format", pattern="^(csv|te|vics|hashlist)$")] = "te",
+    ) -> dict[str, int]:
+        """The request body is a whole import file; it lands in one transaction or not at all."""
+        import io
+
+        from vigie.banks.formats import get_format
+
+        parse, _w = get_format(fmt)
+        try:
+            text = (await request.body()).decode("utf-8-sig", errors="strict")
+        except UnicodeDecodeError as exc:
+            raise ImportFormatError([LineError(0, f"not UTF-8 text: {exc}")], "request body") from None
+        svc.banks.get_bank(name)
+        n = svc.banks.add_entries(name, parse(io.StringIO(text), "request body"), "request body")
+        svc.changed()
+        return {"imported": n}
+
+    return app

@@ -1,0 +1,64 @@
+"""`vigie serve` and `vigie keys …`: thin command wrappers over the service and the key store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vigie.settings import Settings
+
+keys_app = typer.Typer(help="Create, list and revoke API keys for the service.", no_args_is_help=True)
+
+
+def _keys():  # type: ignore[no-untyped-def]
+    from vigie.service.keys import KeyStore
+    from vigie.store import open_db
+
+    s = Settings.from_env()
+    s.home.mkdir(parents=True, exist_ok=True)
+    return KeyStore(open_db(s.db_url))
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs and /openapi.json)."""
+    import uvicorn
+
+    uvicorn.run(
+        "vigie.service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[list[str], typer.Option("--scope", help="items:write, lookup, banks:write or admin.")],
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "",
+) -> None:
+    """Create a key; the secret is printed once, on the last line."""
+    info, secret = _keys().create(scope, name)
+    Console(stderr=True).print(f"key {info.id} ({', '.join(info.scopes)}) created; store the secret now:")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (never their secrets)."""
+    table = Table("id", "name", "prefix", "scopes", "created", "revoked")
+    for k in _keys().list():
+        table.add_row(
+            str(k.id), k.name, k.prefix + "…", ", ".join(k.scopes), k.created_at.isoformat(), str(k.revoked)
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key at once."""
+    _keys().revoke(key_id)
+    print(f"revoked key {key_id}")
