@@ -169,3 +169,113 @@ def test_keys_cli_prints_the_secret_on_its_last_line(tmp_path: Path) -> None:
     assert secret.startswith("vg_") and len(secret) > 40
     assert secret not in run("keys", "list").stdout
     assert run("keys", "create", "--scope", "root").returncode != 0
+
+
+def _bank_with_photo(env: dict[str, object], photo: Path) -> None:
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    from vigie.media import Item
+    from vigie.settings import MediaLimits
+    from vigie.signals import hash_item
+
+    sig = hash_item(Item(photo.name, photo.read_bytes()), MediaLimits())
+    w = auth(env, "banks:write")
+    c.post("/v1/banks", json={"name": "known"}, headers=w)
+    entries = [{"signal_type": st, "value": getattr(sig, st), "category": "proxy"} for st in ("md5", "pdq")]
+    assert c.post("/v1/banks/known/entries", json={"entries": entries}, headers=w).status_code == 201
+
+
+def test_items_upload_and_hash_only_get_decisions(env: dict[str, object], photos: list[Path]) -> None:
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    _bank_with_photo(env, photos[0])
+    it = auth(env, "items:write")
+    # the same bytes: exact match → block; a re-encoded copy: near match → review; another photo → allow
+    r = c.post(
+        "/v1/items",
+        files={"file": ("a.jpg", photos[0].read_bytes(), "image/jpeg")},
+        data={"external_id": "up-1", "uploader_id": "u-9"},
+        headers=it,
+    )
+    assert r.status_code == 201, r.text
+    d = r.json()["decision"]
+    assert d["action"] == "block" and "known-material" in d["labels"] and d["reasons"][0]["evidence"]
+    buf = io.BytesIO()
+    Image.open(photos[0]).convert("RGB").resize((800, 500)).save(buf, "JPEG", quality=70)
+    near = c.post("/v1/items", files={"file": ("b.jpg", buf.getvalue(), "image/jpeg")}, headers=it).json()
+    assert near["decision"]["action"] == "review" and near["decision"]["labels"] == ["known-material-near"]
+    other = c.post("/v1/items", files={"file": ("c.jpg", photos[9].read_bytes(), "image/jpeg")}, headers=it)
+    assert other.json()["decision"]["action"] == "allow"
+    # privacy mode: hashes only
+    md5 = hashlib.md5(photos[0].read_bytes()).hexdigest()
+    h = c.post("/v1/items", json={"md5": md5, "external_id": "up-2"}, headers=it).json()
+    assert h["decision"]["action"] == "block"
+    stored = c.get(f"/v1/items/{h['item_id']}", headers=it).json()
+    assert stored["context"] == {"external_id": "up-2"} and stored["matches"][0]["signal"] == "md5"
+    assert c.get(f"/v1/items/{r.json()['item_id']}", headers=it).json()["context"]["uploader_id"] == "u-9"
+
+
+def test_item_with_generator_metadata_goes_to_review(env: dict[str, object]) -> None:
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a lighthouse\nSteps: 20, Sampler: Euler a, Seed: 1, Size: 512x512")
+    buf = io.BytesIO()
+    Image.new("RGB", (96, 64), (20, 80, 140)).save(buf, "PNG", pnginfo=info)
+    r = c.post(
+        "/v1/items", files={"file": ("g.png", buf.getvalue(), "image/png")}, headers=auth(env, "items:write")
+    )
+    d = r.json()["decision"]
+    assert d["action"] == "review" and d["labels"] == ["ai-generated"]
+    assert d["reasons"][0]["evidence"][0]["generator"] == "Automatic1111"
+
+
+def test_items_bad_input(env: dict[str, object]) -> None:
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    it = auth(env, "items:write")
+    assert c.post("/v1/items", json={"md5": "xyz"}, headers=it).status_code == 422
+    assert c.post("/v1/items", json={}, headers=it).status_code == 422
+    assert c.post("/v1/items", json={"md5": "0" * 32, "colour": "red"}, headers=it).status_code == 422
+    assert (
+        c.post("/v1/items", content=b"hello", headers={**it, "content-type": "text/plain"}).status_code == 415
+    )
+    assert (
+        c.post("/v1/items", data={"external_id": "x"}, files={"other": ("x", b"1")}, headers=it).status_code
+        == 422
+    )
+    broken = c.post(
+        "/v1/items", files={"file": ("t.jpg", b"\xff\xd8\xff\xe0broken", "image/jpeg")}, headers=it
+    )
+    assert broken.status_code == 201 and broken.json()["decision"]["action"] == "allow"
+    assert (
+        c.get(f"/v1/items/{broken.json()['item_id']}", headers=it)
+        .json()["signals"]["error"]
+        .startswith("corrupt")
+    )
+    assert c.get("/v1/items/nope", headers=it).status_code == 404
+    assert c.post("/v1/items", json={"md5": "0" * 32}, headers=auth(env, "lookup")).status_code == 403
+
+
+def test_shadow_policy_records_but_allows(
+    env: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    policy = tmp_path / "shadow.yaml"
+    policy.write_text(
+        "version: 1\nmode: shadow\nrules:\n  - {name: any-match, when: {match: {}}, action: block}\n"
+    )
+    monkeypatch.setenv("VIGIE_POLICY", str(policy))
+    c = TestClient(create_app(env["settings"]))  # type: ignore[arg-type]
+    w = auth(env, "banks:write")
+    md5 = hashlib.md5(b"benign stand-in").hexdigest()
+    c.post("/v1/banks", json={"name": "s"}, headers=w)
+    c.post("/v1/banks/s/entries", json={"entries": [{"signal_type": "md5", "value": md5}]}, headers=w)
+    d = c.post("/v1/items", json={"md5": md5}, headers=auth(env, "items:write")).json()["decision"]
+    assert d["action"] == "allow" and d["shadow"] is True and d["shadow_action"] == "block"

@@ -1,12 +1,15 @@
 """The FastAPI application: hash-only lookups and bank management behind scoped API keys."""
 
+import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
@@ -15,7 +18,9 @@ from vigie import __version__
 from vigie.banks import BankStore, EntryIn
 from vigie.banks.matcher import Matcher
 from vigie.errors import ImportFormatError, LineError, SignalError
+from vigie.policy import load_policy
 from vigie.service import problems
+from vigie.service.items import CONTEXT_FIELDS, Items
 from vigie.service.keys import KeyInfo, KeyStore
 from vigie.settings import Settings
 from vigie.signals.types import signal_type
@@ -85,6 +90,22 @@ class IdsIn(BaseModel):
     ids: list[int] = Field(min_length=1, max_length=100_000)
 
 
+class ItemHashesIn(BaseModel):
+    """An item described by signals only, plus its context."""
+
+    model_config = ConfigDict(extra="forbid")
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    pdq: str | None = None
+    pdq_quality: int | None = Field(default=None, ge=0, le=100)
+    external_id: str | None = Field(default=None, max_length=512)
+    uploader_id: str | None = Field(default=None, max_length=512)
+    url: str | None = Field(default=None, max_length=4096)
+    caption: str | None = Field(default=None, max_length=100_000)
+    prompt: str | None = Field(default=None, max_length=100_000)
+
+
 class Service:
     """Everything the endpoints share; the matcher follows bank changes from any replica."""
 
@@ -98,6 +119,8 @@ class Service:
         self._refreshed = time.monotonic()
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, str, int]] = Counter()
+        policy_path = os.environ.get("VIGIE_POLICY")
+        self.items = Items(self.db, load_policy(Path(policy_path) if policy_path else None), settings.limits)
 
     def fresh_matcher(self) -> Matcher:
         """The matcher, caught up when other replicas may have changed banks since the last look."""
@@ -208,6 +231,44 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
                 for (st, v), res in zip(queries, found, strict=True)
             ]
         )
+
+    @app.post("/v1/items", status_code=201, tags=["items"])
+    async def submit_item(
+        request: Request, _: Annotated[KeyInfo, Depends(require("items:write"))]
+    ) -> dict[str, Any]:
+        """An upload (multipart ``file`` plus context fields) or JSON signals only; answers the decision.
+
+        Hashing, matching, provenance and the policy run before the answer; the media is never stored.
+        """
+        ctype = request.headers.get("content-type", "")
+        matcher = svc.fresh_matcher()
+        if ctype.startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise HTTPException(422, "multipart body needs a 'file' part")
+            data = await upload.read()
+            context = {k: str(form[k])[:100_000] for k in CONTEXT_FIELDS if k in form}
+            outcome = await run_in_threadpool(
+                svc.items.submit_media, matcher, data, upload.filename or "upload", context
+            )
+        elif ctype.startswith("application/json"):
+            try:
+                body = ItemHashesIn.model_validate_json(await request.body())
+            except ValueError as exc:
+                raise HTTPException(422, f"invalid item: {str(exc)[:500]}") from None
+            hashes = body.model_dump(include={"md5", "sha1", "sha256", "pdq", "pdq_quality"})
+            if not any(hashes[k] for k in ("md5", "sha1", "sha256", "pdq")):
+                raise HTTPException(422, "give at least one of md5, sha1, sha256, pdq (or upload the file)")
+            context = body.model_dump(include=set(CONTEXT_FIELDS), exclude_none=True)
+            outcome = await run_in_threadpool(svc.items.submit_hashes, matcher, hashes, context)
+        else:
+            raise HTTPException(415, "send multipart/form-data (upload) or application/json (signals only)")
+        return outcome.to_json()
+
+    @app.get("/v1/items/{item_id}", tags=["items"])
+    def get_item(item_id: str, _: Annotated[KeyInfo, Depends(require("items:write"))]) -> dict[str, Any]:
+        return svc.items.get(item_id)
 
     @app.get("/v1/banks", tags=["banks"])
     def list_banks(_: Annotated[KeyInfo, Depends(require("banks:write"))]) -> list[dict[str, Any]]:

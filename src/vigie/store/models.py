@@ -79,3 +79,21 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ItemRecord(Base):
+    """What the service decided about one submitted item; the media itself is never stored."""
+
+    __tablename__ = "items"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(512), nullable=True, index=True)
+    uploader_id: Mapped[str | None] = mapped_column(String(512), nullable=True, index=True)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    signals: Mapped[dict[str, Any]] = mapped_column(JSON)
+    matches: Mapped[list[Any]] = mapped_column(JSON)
+    findings: Mapped[list[Any]] = mapped_column(JSON)
+    decision: Mapped[dict[str, Any]] = mapped_column(JSON)
+    action: Mapped[str] = mapped_column(String(8))
+    priority: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
