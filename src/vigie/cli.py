@@ -345,9 +345,10 @@ def _register_optional() -> None:
     except ImportError:
         pass
     try:
-        from vigie.service.commands import keys_app, serve
+        from vigie.service.commands import keys_app, serve, worker
 
         app.command("serve")(serve)
+        app.command("worker")(worker)
         app.add_typer(keys_app, name="keys")
     except ImportError:
         pass

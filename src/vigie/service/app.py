@@ -22,6 +22,7 @@ from vigie.policy import load_policy
 from vigie.service import problems
 from vigie.service.items import CONTEXT_FIELDS, Items
 from vigie.service.keys import KeyInfo, KeyStore
+from vigie.service.webhooks import dead_letters, requeue
 from vigie.settings import Settings
 from vigie.signals.types import signal_type
 from vigie.store import open_db
@@ -120,7 +121,10 @@ class Service:
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, str, int]] = Counter()
         policy_path = os.environ.get("VIGIE_POLICY")
-        self.items = Items(self.db, load_policy(Path(policy_path) if policy_path else None), settings.limits)
+        policy = load_policy(Path(policy_path) if policy_path else None)
+        self.items = Items(
+            self.db, policy, settings.limits, webhooks=bool(os.environ.get("VIGIE_WEBHOOK_URL"))
+        )
 
     def fresh_matcher(self) -> Matcher:
         """The matcher, caught up when other replicas may have changed banks since the last look."""
@@ -269,6 +273,17 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
     @app.get("/v1/items/{item_id}", tags=["items"])
     def get_item(item_id: str, _: Annotated[KeyInfo, Depends(require("items:write"))]) -> dict[str, Any]:
         return svc.items.get(item_id)
+
+    @app.get("/v1/admin/webhooks/dead", tags=["admin"])
+    def webhook_dead_letters(_: Annotated[KeyInfo, Depends(require("admin"))]) -> list[dict[str, Any]]:
+        """Decisions whose delivery failed every retry; requeue them once the receiver is fixed."""
+        return dead_letters(svc.db)
+
+    @app.post("/v1/admin/webhooks/{event_id}/requeue", tags=["admin"])
+    def webhook_requeue(event_id: str, _: Annotated[KeyInfo, Depends(require("admin"))]) -> dict[str, bool]:
+        if not requeue(svc.db, event_id):
+            raise HTTPException(404, f"no dead letter {event_id}")
+        return {"requeued": True}
 
     @app.get("/v1/banks", tags=["banks"])
     def list_banks(_: Annotated[KeyInfo, Depends(require("banks:write"))]) -> list[dict[str, Any]]:

@@ -35,6 +35,40 @@ def serve(
     )
 
 
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Deliver what is due, then exit.")] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between polls when idle.")] = 1.0,
+) -> None:
+    """Deliver decisions to VIGIE_WEBHOOK_URL from the outbox (signed with VIGIE_WEBHOOK_SECRET)."""
+    import os
+    import signal
+    import time
+
+    from vigie.errors import ConfigError
+    from vigie.service.webhooks import Deliverer
+    from vigie.store import open_db
+
+    url, secret = os.environ.get("VIGIE_WEBHOOK_URL"), os.environ.get("VIGIE_WEBHOOK_SECRET")
+    if not url or not secret:
+        raise ConfigError("set VIGIE_WEBHOOK_URL and VIGIE_WEBHOOK_SECRET for the worker")
+    s = Settings.from_env()
+    deliverer = Deliverer(open_db(s.db_url), url, secret)
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    while not stop:
+        stats = deliverer.run_once()
+        if once:
+            print(f"delivered {stats.delivered}, retrying {stats.retried}, dead {stats.dead}")
+            return
+        if not (stats.delivered or stats.retried or stats.dead):
+            time.sleep(poll)
+
+
 @keys_app.command("create")
 def keys_create(
     scope: Annotated[list[str], typer.Option("--scope", help="items:write, lookup, banks:write or admin.")],

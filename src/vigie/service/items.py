@@ -12,6 +12,7 @@ from vigie.errors import NotFoundError
 from vigie.media import Item, sniff
 from vigie.pipeline import PipelineContext, process_item
 from vigie.policy import Policy
+from vigie.service.webhooks import enqueue
 from vigie.settings import MediaLimits
 from vigie.signals.types import signal_type
 from vigie.store import Database, ItemRecord
@@ -31,10 +32,11 @@ class Outcome:
 class Items:
     """The synchronous part of the item flow: hashing, matching, provenance, policy."""
 
-    def __init__(self, db: Database, policy: Policy, limits: MediaLimits) -> None:
+    def __init__(self, db: Database, policy: Policy, limits: MediaLimits, webhooks: bool = False) -> None:
         self.db = db
         self.policy = policy
         self.limits = limits
+        self.webhooks = webhooks
         self.analyzers = default_analyzers()
 
     def submit_media(self, matcher: Matcher, data: bytes, filename: str, context: dict[str, Any]) -> Outcome:
@@ -77,6 +79,13 @@ class Items:
                     priority=decision["priority"],
                 )
             )
+            if self.webhooks:  # same transaction: an accepted item always has its event
+                payload = {
+                    "item_id": item_id,
+                    "external_id": context.get("external_id"),
+                    "decision": decision,
+                }
+                enqueue(s, "item.decided", payload)
         return Outcome(item_id, decision)
 
     def get(self, item_id: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Persistence: SQLAlchemy 2 models and Alembic migrations; SQLite by default, PostgreSQL by URL."""
 
 from vigie.store.db import Database, open_db
-from vigie.store.models import ApiKey, Bank, Base, Change, Entry, ItemRecord
+from vigie.store.models import ApiKey, Bank, Base, Change, Entry, ItemRecord, OutboxEvent
 
-__all__ = ["ApiKey", "Bank", "Base", "Change", "Database", "Entry", "ItemRecord", "open_db"]
+__all__ = ["ApiKey", "Bank", "Base", "Change", "Database", "Entry", "ItemRecord", "OutboxEvent", "open_db"]
