@@ -279,3 +279,22 @@ def test_shadow_policy_records_but_allows(
     c.post("/v1/banks/s/entries", json={"entries": [{"signal_type": "md5", "value": md5}]}, headers=w)
     d = c.post("/v1/items", json={"md5": md5}, headers=auth(env, "items:write")).json()["decision"]
     assert d["action"] == "allow" and d["shadow"] is True and d["shadow_action"] == "block"
+
+
+def test_idempotency_key_replays_instead_of_duplicating(env: dict[str, object]) -> None:
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    it = {**auth(env, "items:write"), "Idempotency-Key": "upload-123"}
+    body = {"md5": "0" * 32, "external_id": "e-1"}
+    first = c.post("/v1/items", json=body, headers=it)
+    again = c.post("/v1/items", json=body, headers=it)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    other = c.post("/v1/items", json={**body, "external_id": "e-2"}, headers=it)
+    assert other.status_code == 409 and other.headers["content-type"] == "application/problem+json"
+    # keys belong to the API key that used them; without the header every post is a new item
+    fresh = c.post("/v1/items", json=body, headers={**auth(env, "admin"), "Idempotency-Key": "upload-123"})
+    assert fresh.json()["item_id"] != first.json()["item_id"]
+    assert (
+        c.post("/v1/items", json=body, headers=auth(env, "items:write")).json()["item_id"]
+        != first.json()["item_id"]
+    )

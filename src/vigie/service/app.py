@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
@@ -19,7 +19,7 @@ from vigie.banks import BankStore, EntryIn
 from vigie.banks.matcher import Matcher
 from vigie.errors import ImportFormatError, LineError, SignalError
 from vigie.policy import load_policy
-from vigie.service import problems
+from vigie.service import idempotency, problems
 from vigie.service.items import CONTEXT_FIELDS, Items
 from vigie.service.keys import KeyInfo, KeyStore
 from vigie.service.webhooks import dead_letters, requeue
@@ -238,12 +238,20 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
 
     @app.post("/v1/items", status_code=201, tags=["items"])
     async def submit_item(
-        request: Request, _: Annotated[KeyInfo, Depends(require("items:write"))]
-    ) -> dict[str, Any]:
+        request: Request, key: Annotated[KeyInfo, Depends(require("items:write"))]
+    ) -> Response:
         """An upload (multipart ``file`` plus context fields) or JSON signals only; answers the decision.
+
+        With an ``Idempotency-Key`` header a retried request gets the first answer, never a second item.
 
         Hashing, matching, provenance and the policy run before the answer; the media is never stored.
         """
+        idem = request.headers.get("idempotency-key")
+        if idem is not None:
+            req_hash = idempotency.request_hash("POST", "/v1/items", await request.body())
+            hit = idempotency.lookup(svc.db, key.id, idem, req_hash)
+            if hit is not None:
+                return JSONResponse(hit[1], status_code=hit[0], headers={"Idempotent-Replayed": "true"})
         ctype = request.headers.get("content-type", "")
         matcher = svc.fresh_matcher()
         if ctype.startswith("multipart/form-data"):
@@ -268,7 +276,9 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
             outcome = await run_in_threadpool(svc.items.submit_hashes, matcher, hashes, context)
         else:
             raise HTTPException(415, "send multipart/form-data (upload) or application/json (signals only)")
-        return outcome.to_json()
+        if idem is not None:
+            idempotency.store(svc.db, key.id, idem, req_hash, 201, outcome.to_json())
+        return JSONResponse(outcome.to_json(), status_code=201)
 
     @app.get("/v1/items/{item_id}", tags=["items"])
     def get_item(item_id: str, _: Annotated[KeyInfo, Depends(require("items:write"))]) -> dict[str, Any]:

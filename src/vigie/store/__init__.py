@@ -1,6 +1,17 @@
 """Persistence: SQLAlchemy 2 models and Alembic migrations; SQLite by default, PostgreSQL by URL."""
 
 from vigie.store.db import Database, open_db
-from vigie.store.models import ApiKey, Bank, Base, Change, Entry, ItemRecord, OutboxEvent
+from vigie.store.models import ApiKey, Bank, Base, Change, Entry, IdempotentResponse, ItemRecord, OutboxEvent
 
-__all__ = ["ApiKey", "Bank", "Base", "Change", "Database", "Entry", "ItemRecord", "OutboxEvent", "open_db"]
+__all__ = [
+    "ApiKey",
+    "Bank",
+    "Base",
+    "Change",
+    "Database",
+    "Entry",
+    "IdempotentResponse",
+    "ItemRecord",
+    "OutboxEvent",
+    "open_db",
+]
