@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from servers import home_env, start_server
 from vigie.service.keys import KeyStore
 from vigie.store import open_db
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_fuzzing_the_openapi_finds_no_server_error(tmp_path: Path) -> None:
@@ -29,25 +21,8 @@ def test_fuzzing_the_openapi_finds_no_server_error(tmp_path: Path) -> None:
         pytest.skip("schemathesis not installed (make test installs it)")
     url = f"sqlite:///{tmp_path / 'vigie.db'}"
     key = KeyStore(open_db(url)).create(["admin"])[1]
-    env = {**os.environ, "VIGIE_HOME": str(tmp_path), "VIGIE_DATABASE_URL": url}
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "vigie", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, base = start_server(home_env(tmp_path, url))
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise AssertionError("vigie serve did not start") from None
-                time.sleep(0.2)
         run = subprocess.run(
             [
                 st,
