@@ -17,18 +17,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(env: dict[str, str], port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    env: dict[str, str], port: int | None = None, args: tuple[str, ...] = (), timeout_s: float = 60
+) -> tuple[subprocess.Popen[bytes], str]:
     """The server process (in its own session, so tests can kill -9 it) and its base URL, once healthy."""
     port = port or free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vigie", "serve", "--port", str(port)],
+        [sys.executable, "-m", "vigie", "serve", "--port", str(port), *args],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
             urllib.request.urlopen(base + "/healthz", timeout=1).close()

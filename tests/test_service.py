@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from vigie.service.app import create_app
+from vigie.service.app import KEY_CACHE_S, create_app
 from vigie.service.keys import KeyStore
 from vigie.settings import Settings
 from vigie.store import open_db
@@ -57,6 +57,7 @@ def test_health_is_open_everything_else_needs_the_right_scope(env: dict[str, obj
     assert c.get("/v1/banks", headers=auth(env, "banks:write")).status_code == 200
     store: KeyStore = env["store"]  # type: ignore[assignment]
     store.revoke(next(k.id for k in store.list() if k.name == "lookup"))
+    time.sleep(KEY_CACHE_S + 0.1)  # revocation reaches every replica within the key cache's lifetime
     assert c.post("/v1/lookup", json={}, headers=auth(env, "lookup")).status_code == 401
 
 

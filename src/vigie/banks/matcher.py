@@ -34,6 +34,7 @@ SNAPSHOT_FORMAT = 1
 #: Changes committed out of order (concurrent writers on PostgreSQL) are re-read for this long.
 LOOKBACK_S = 30.0
 _BATCH = 200_000
+SMALL_BATCH = 64
 
 
 def _decode(values: Sequence[str], width: int) -> np.ndarray:
@@ -51,6 +52,7 @@ class Matcher:
         self.banks: dict[int, BankInfo] = {}
         self.last_seq = 0
         self._refreshed_at = 0.0
+        self._seen: dict[int, float] = {}  # change seqs already applied, within the look-back window
         self._lock = threading.RLock()
 
     # --------------------------------------------------------------------------------------- building
@@ -70,9 +72,15 @@ class Matcher:
         return m
 
     def _build(self) -> None:
-        with self.db.session() as s:
+        now = time.time()
+        cutoff = datetime.fromtimestamp(now - LOOKBACK_S, UTC)
+        with self.db.session() as s:  # everything logged up to here is in the rows read below
             self.last_seq = s.scalar(sa.select(sa.func.max(Change.seq))) or 0
-        self._refreshed_at = time.time()
+            recent = s.scalars(
+                sa.select(Change.seq).where(Change.at >= cutoff, Change.seq <= self.last_seq)
+            ).all()
+        self._seen = dict.fromkeys(recent, now)
+        self._refreshed_at = now
         last = 0
         while True:
             with self.db.session() as s:
@@ -110,32 +118,31 @@ class Matcher:
 
     # ------------------------------------------------------------------------------------- catching up
     def refresh(self) -> int:
-        """Apply bank changes made since the last refresh (any process); returns changed ranges applied."""
+        """Apply bank changes made since the last refresh (any process); returns change ranges applied.
+
+        Changes logged in the last ``LOOKBACK_S`` seconds are looked at again, because a concurrent writer
+        on PostgreSQL can commit a lower sequence number after a higher one was seen; each change is still
+        applied only once (``_seen``), so a large import is never re-read.
+        """
         with self._lock:
-            since = self._refreshed_at - LOOKBACK_S
             now = time.time()
+            cutoff = datetime.fromtimestamp(now - LOOKBACK_S, UTC)
             with self.db.session() as s:
-                changes = s.execute(
-                    sa.select(Change.seq, Change.lo, Change.hi).where(Change.seq > self.last_seq)
+                rows = s.execute(
+                    sa.select(Change.seq, Change.lo, Change.hi).where(
+                        sa.or_(Change.seq > self.last_seq, Change.at >= cutoff)
+                    )
                 ).all()
-            recent = self._recent_changes(since)
-            todo = {(lo, hi) for _, lo, hi in changes} | recent
-            for lo, hi in sorted(todo):
+            todo = [(seq, lo, hi) for seq, lo, hi in rows if seq not in self._seen]
+            for seq, lo, hi in sorted(todo):
                 self._resync(lo, hi)
-            if changes:
-                self.last_seq = max(self.last_seq, max(seq for seq, _, _ in changes))
+                self._seen[seq] = now
+            if rows:
+                self.last_seq = max(self.last_seq, max(seq for seq, _, _ in rows))
+            self._seen = {q: t for q, t in self._seen.items() if t >= now - 2 * LOOKBACK_S}
             self._refreshed_at = now
             self._load_banks()
             return len(todo)
-
-    def _recent_changes(self, since: float) -> set[tuple[int, int]]:
-        """Ranges logged in the look-back window: a writer that committed late still gets seen."""
-        if not self._refreshed_at:
-            return set()
-        cutoff = datetime.fromtimestamp(since, UTC)
-        with self.db.session() as s:
-            rows = s.execute(sa.select(Change.lo, Change.hi).where(Change.at >= cutoff)).all()
-        return {(lo, hi) for lo, hi in rows}
 
     def _resync(self, lo: int, hi: int) -> None:
         """Make the indexes agree with the database for entry ids lo..hi (idempotent)."""
@@ -168,7 +175,12 @@ class Matcher:
             self.pdq.save(tmp / "pdq")
             for name, idx in self.exact.items():
                 idx.save(tmp / name)
-            manifest = {"format": SNAPSHOT_FORMAT, "last_seq": self.last_seq, "saved_at": self._refreshed_at}
+            manifest = {
+                "format": SNAPSHOT_FORMAT,
+                "last_seq": self.last_seq,
+                "saved_at": self._refreshed_at,
+                "seen": sorted(self._seen),
+            }
             (tmp / "manifest.json").write_text(json.dumps(manifest))
             old = target.with_name(target.name + f".old-{os.getpid()}")
             if target.exists():
@@ -185,6 +197,7 @@ class Matcher:
         self.exact = {name: ExactIndex.load(index_dir / name) for name in WIDTHS}
         self.last_seq = int(manifest["last_seq"])
         self._refreshed_at = float(manifest.get("saved_at") or 0.0)
+        self._seen = dict.fromkeys((int(q) for q in manifest.get("seen") or []), self._refreshed_at)
         self._load_banks()
 
     # ----------------------------------------------------------------------------------------- search
@@ -241,7 +254,10 @@ class Matcher:
                         queries.append((i, name, signal_type("pdq").normalize(h)))
             radius = self.max_radius
             if queries and len(self.pdq):
-                found = self.pdq.search(_decode([q for _, _, q in queries], 32), radius)
+                # a few queries finish in microseconds: extra threads would only spin (scan and service
+                # workers are already one process per core)
+                threads = 1 if len(queries) < SMALL_BATCH else None
+                found = self.pdq.search(_decode([q for _, _, q in queries], 32), radius, threads=threads)
                 for (i, name, _), res in zip(queries, found, strict=True):
                     for eid, dist in res:
                         key = ("pdq", int(eid))

@@ -29,6 +29,7 @@ from vigie.store import open_db
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_LOOKUP_VALUES = 1000
+KEY_CACHE_S = 2.0  # a revoked key stops working within this many seconds
 
 
 class LookupIn(BaseModel):
@@ -114,7 +115,7 @@ class Service:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.db = open_db(settings.db_url)
         self.banks = BankStore(self.db)
-        self.keys = KeyStore(self.db)
+        self.keys = KeyStore(self.db, cache_s=KEY_CACHE_S)
         self.matcher = Matcher.open(self.db, None)
         self.refresh_interval = refresh_interval
         self._refreshed = time.monotonic()
@@ -144,6 +145,38 @@ class Service:
             self._refreshed = time.monotonic()
 
 
+class LimitsAndMetrics:
+    """Plain ASGI middleware (cheaper than BaseHTTPMiddleware): refuse oversized bodies, count responses."""
+
+    def __init__(self, app: Any, svc: Service) -> None:
+        self.app, self.svc = app, svc
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length", b"")
+        if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            resp = problems.problem(413, "Content Too Large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
+            await resp(scope, receive, send)
+            self.svc.requests[(scope["method"], "unmatched", 413)] += 1
+            return
+        status = 500
+
+        async def send_and_count(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_count)
+        finally:
+            route = scope.get("route")
+            self.svc.requests[(scope["method"], getattr(route, "path", "unmatched"), status)] += 1
+
+
 def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) -> FastAPI:
     """The service app; ``refresh_interval`` bounds how stale another replica's bank changes can be."""
     svc = Service(settings or Settings.from_env(), refresh_interval)
@@ -155,21 +188,10 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
     app.state.svc = svc
     problems.install(app)
 
-    @app.middleware("http")
-    async def limits_and_metrics(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        length = request.headers.get("content-length")
-        if length and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            resp: Response = problems.problem(
-                413, "Content Too Large", f"bodies are limited to {MAX_BODY_BYTES} bytes"
-            )
-        else:
-            resp = await call_next(request)
-        route = request.scope.get("route")
-        svc.requests[(request.method, getattr(route, "path", "unmatched"), resp.status_code)] += 1
-        return resp
+    app.add_middleware(LimitsAndMetrics, svc=svc)
 
-    def require(scope: str) -> Callable[[Request], KeyInfo]:
-        def check(request: Request) -> KeyInfo:
+    def require(scope: str) -> Callable[[Request], Any]:
+        async def check(request: Request) -> KeyInfo:
             auth = request.headers.get("authorization", "")
             scheme, _, token = auth.partition(" ")
             if scheme.lower() != "bearer" or not token:
@@ -206,7 +228,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
         return "\n".join(lines) + "\n"
 
     @app.post("/v1/lookup", response_model=LookupOut, tags=["matching"])
-    def lookup(body: LookupIn, _: Annotated[KeyInfo, Depends(require("lookup"))]) -> LookupOut:
+    async def lookup(body: LookupIn, _: Annotated[KeyInfo, Depends(require("lookup"))]) -> LookupOut:
         """Match hashes computed by the platform against every bank (per-bank thresholds, allow banks)."""
         queries: list[tuple[str, str]] = []
         errors: list[LineError] = []

@@ -28,7 +28,13 @@ def serve(
     workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs and /openapi.json)."""
+    import os
+
     import uvicorn
+
+    # one process per core serves requests; per-request OpenMP threads would only spin against each other
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     uvicorn.run(
         "vigie.service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,8 +41,15 @@ def _info(k: ApiKey) -> KeyInfo:
 
 
 class KeyStore:
-    def __init__(self, db: Database) -> None:
+    """Keys in the database; ``verify`` answers from a short cache so lookups do not query per request.
+
+    A revocation therefore takes effect within ``cache_s`` seconds in every replica.
+    """
+
+    def __init__(self, db: Database, cache_s: float = 0.0) -> None:
         self.db = db
+        self.cache_s = cache_s
+        self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
 
     def create(self, scopes: list[str], name: str = "") -> tuple[KeyInfo, str]:
         """A new key and its secret (the only time the secret exists outside the caller)."""
@@ -70,6 +78,16 @@ class KeyStore:
         """The key behind ``secret`` if it exists and is not revoked."""
         if not secret.startswith(PREFIX):
             return None
+        digest = _digest(secret)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and now - hit[0] < self.cache_s:
+            return hit[1]
         with self.db.session() as s:
-            key = s.scalar(sa.select(ApiKey).where(ApiKey.key_hash == _digest(secret)))
-            return _info(key) if key is not None and key.revoked_at is None else None
+            key = s.scalar(sa.select(ApiKey).where(ApiKey.key_hash == digest))
+            info = _info(key) if key is not None and key.revoked_at is None else None
+        if self.cache_s > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now, info)
+        return info
