@@ -9,23 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from fakehashes import flip, rhex
 from vigie.banks import BankStore, EntryIn
 from vigie.banks.matcher import Matcher
 from vigie.errors import ConflictError, ImportFormatError, NotFoundError, VigieError
 from vigie.store import open_db
-
-HEX = "0123456789abcdef"
-
-
-def rhex(n: int, rng: random.Random) -> str:
-    return "".join(rng.choice(HEX) for _ in range(n))
-
-
-def flip(h: str, bits: int, rng: random.Random) -> str:
-    v = int(h, 16)
-    for b in rng.sample(range(256), bits):
-        v ^= 1 << b
-    return f"{v:064x}"
 
 
 @pytest.fixture

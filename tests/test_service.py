@@ -9,23 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from fakehashes import flip, rhex
 from vigie.service.app import KEY_CACHE_S, create_app
 from vigie.service.keys import KeyStore
 from vigie.settings import Settings
 from vigie.store import open_db
-
-HEX = "0123456789abcdef"
-
-
-def rhex(n: int, rng: random.Random) -> str:
-    return "".join(rng.choice(HEX) for _ in range(n))
-
-
-def flip(h: str, bits: int, rng: random.Random) -> str:
-    v = int(h, 16)
-    for b in rng.sample(range(256), bits):
-        v ^= 1 << b
-    return f"{v:064x}"
 
 
 @pytest.fixture
