@@ -1,14 +1,20 @@
-"""PDQ perceptual hash: a numba implementation of Meta's algorithm that is conformant by construction.
+"""PDQ perceptual hash: a numba implementation of Meta's algorithm, conformant by construction.
 
 PDQ = luminance → two passes of a box ("Jarosz") filter per axis → sample 64×64 → quality from gradients →
 16×16 DCT → bits above the median. Box filters along different axes commute, so only the filtered values at
 the 64×64 sample points are needed: each is a separable weighted sum of luminance whose weights we derive
-once per image size. Fed the same pixels this matches ``pdqhash`` bit for bit.
+once per image size. Fed the same pixels this matches ``pdqhash`` (the reference) to the bit.
 
-For large JPEGs the decoder can hand back a 1/2, 1/4 or 1/8 scale image almost for free (DCT scaling).
-We then sum the full-resolution filter weights over each reduced pixel, which emulates the reference filter
-instead of approximating it; keeping the reduced short side ≥ 640 px stays within PDQ's conformance rule
-(≤ 10 bits from the reference at quality ≥ 80; see bench/bench_hash.py for the measured drift).
+Fast path for JPEG (most photos): the decoder hands back the luma (Y) plane only, at 1/2, 1/4 or 1/8 scale
+(DCT scaling, no colour conversion, no chroma upsampling). We sum the full-resolution filter weights over
+each reduced pixel, which emulates the reference filter instead of approximating it. Two measured effects
+bound the drift (bench/bench_hash.py):
+
+* reduction: keeping the reduced short side ≥ :data:`DRAFT_MIN_SIDE` stays within a few bits;
+* Y instead of luma of the decoded RGB: rounding in the colour conversion shifts luminance by a fraction
+  of a grey level, correlated with colour. Harmless unless the image has almost no low-frequency
+  structure, where the hash is decided by such tiny differences; we detect that case from the DCT spread
+  (:data:`FRAGILE_SPREAD`) and rehash from the fully decoded RGB pixels, exactly as the reference does.
 """
 
 from __future__ import annotations
@@ -20,11 +26,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
-#: Reduced decodes keep at least this many pixels on the short side (512 measured 18 bits drift on a
-#: textured photo; 640 stays within the 10-bit rule on every shared photo at 1–12 MP: bench/bench_hash.py).
-DRAFT_MIN_SIDE = 640
+#: Reduced JPEG decodes keep at least this many pixels on the short side: 1/4 scale of a 1 MP photo
+#: (~200 px) drifted 12 bits on a stormy sky; ≥ 340 px stayed ≤ 4 bits on every shared photo at 1–12 MP.
+DRAFT_MIN_SIDE = 384
+#: Median absolute deviation of the 256 DCT coefficients (grey levels) below which the luma-only fast path
+#: is not trusted: measured Y-vs-RGB-luma errors reach ~2.8, a fine wood texture spreads only ~0.5.
+FRAGILE_SPREAD = 4.0
 #: The usual matching threshold (Hamming distance) and minimum quality, per Meta's guidance.
 MATCH_DISTANCE = 31
 MIN_QUALITY = 50
@@ -41,70 +50,136 @@ class PDQHash:
     quality: int
 
 
-def _box_windows(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inclusive input span [lo, hi] averaged by each output of PDQ's 1-D box filter over n samples."""
-    win = (n + 127) // 128
-    half = (win + 2) // 2
-    o = np.arange(n)
-    return np.maximum(0, o - win + half), np.minimum(n - 1, o + half - 1)
-
-
-@functools.lru_cache(maxsize=512)
-def _weights(full_n: int, factor: int, reduced_n: int) -> np.ndarray:
-    """(64, reduced_n) weights: two full-resolution box passes, sampled at PDQ's 64 points, binned."""
-    lo, hi = _box_windows(full_n)
-    cnt = (hi - lo + 1).astype(np.float64)
-    out = np.zeros((64, reduced_n), np.float64)
-    for i in range(64):
-        o = int(((i + 0.5) * full_n) / 64)
-        w = np.zeros(reduced_n * factor, np.float64)
-        for k in range(lo[o], hi[o] + 1):
-            w[lo[k] : hi[k] + 1] += 1.0 / (cnt[o] * cnt[k])
-        out[i] = w.reshape(reduced_n, factor).sum(axis=1) if factor > 1 else w
-    out.setflags(write=False)
-    return out.astype(np.float32)
+# --------------------------------------------------------------------------------------------------------
+# Filter weights: what the reference's two box passes + 64-point decimation do, as one sparse matrix/axis.
 
 
 @njit(cache=True, nogil=True)
-def _filter_sample(rgb: np.ndarray, wv: np.ndarray, wh: np.ndarray) -> np.ndarray:  # pragma: no cover - jit
-    h, w, _ = rgb.shape
-    los = np.empty(64, np.int64)
-    his = np.empty(64, np.int64)
-    for j in range(64):
-        lo = 0
-        while lo < w - 1 and wh[j, lo] == 0.0:
-            lo += 1
-        hi = w - 1
-        while hi > lo and wh[j, hi] == 0.0:
-            hi -= 1
-        los[j] = lo
-        his[j] = hi
-    t = np.zeros((h, 64), np.float32)
-    row = np.empty(w, np.float32)
-    rc = np.float32(0.299)
-    gc = np.float32(0.587)
-    bc = np.float32(0.114)
+def _axis_weights(full_n: int, factor: int, reduced_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sparse (64, reduced_n) weights as (first index, end index, packed weights) per sample."""
+    win = (full_n + 127) // 128
+    half = (win + 2) // 2
+    lo = np.zeros(64, np.int64)
+    hi = np.zeros(64, np.int64)
+    for i in range(64):  # support: the first pass's window around each pixel of the second's
+        o = int(((i + 0.5) * full_n) / 64)
+        lo_o = max(0, o - win + half)
+        hi_o = min(full_n - 1, o + half - 1)
+        lo[i] = max(0, lo_o - win + half) // factor
+        hi[i] = min(reduced_n - 1, min(full_n - 1, hi_o + half - 1) // factor) + 1
+    span = int((hi - lo).max())
+    packed = np.zeros((64, span), np.float32)
+    diff = np.zeros(full_n + 1, np.float64)
+    for i in range(64):
+        o = int(((i + 0.5) * full_n) / 64)
+        lo_o = max(0, o - win + half)
+        hi_o = min(full_n - 1, o + half - 1)
+        cnt_o = hi_o - lo_o + 1
+        a = max(0, lo_o - win + half)
+        b = min(full_n - 1, hi_o + half - 1)
+        diff[a : b + 2] = 0.0
+        for k in range(lo_o, hi_o + 1):
+            lo_k = max(0, k - win + half)
+            hi_k = min(full_n - 1, k + half - 1)
+            c = 1.0 / (cnt_o * (hi_k - lo_k + 1))
+            diff[lo_k] += c
+            diff[hi_k + 1] -= c
+        acc = 0.0
+        for x in range(a, b + 1):
+            acc += diff[x]
+            xr = x // factor
+            if xr < reduced_n:
+                packed[i, xr - lo[i]] += acc
+    return lo, hi, packed
+
+
+@functools.lru_cache(maxsize=1024)
+def _weights(full_n: int, reduced_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    factor = 1 if full_n == reduced_n else -(-full_n // reduced_n)
+    return _axis_weights(full_n, factor, reduced_n)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The 64×64 downsample. Vertical pass first: whole rows, contiguous, so the inner loop vectorises.
+
+
+@njit(cache=True, nogil=True)
+def _rows_gray(g: np.ndarray, vlo: np.ndarray, vhi: np.ndarray, vw: np.ndarray) -> np.ndarray:
+    h, w = g.shape
+    rows = np.zeros((64, w), np.float32)
+    buf = np.empty(w, np.float32)
+    i0 = 0
     for y in range(h):
-        if not wv[:, y].any():
+        while i0 < 64 and vhi[i0] <= y:
+            i0 += 1
+        if i0 == 64:
+            break
+        if vlo[i0] > y:
+            continue
+        src = g[y]
+        for x in range(w):
+            buf[x] = np.float32(src[x])
+        i = i0
+        while i < 64 and vlo[i] <= y:
+            if y < vhi[i]:
+                c = vw[i, y - vlo[i]]
+                r = rows[i]
+                for x in range(w):
+                    r[x] += c * buf[x]
+            i += 1
+    return rows
+
+
+@njit(cache=True, nogil=True)
+def _rows_rgb(rgb: np.ndarray, vlo: np.ndarray, vhi: np.ndarray, vw: np.ndarray) -> np.ndarray:
+    h, w, _ = rgb.shape
+    rows = np.zeros((64, w), np.float32)
+    buf = np.empty(w, np.float32)
+    i0 = 0
+    for y in range(h):
+        while i0 < 64 and vhi[i0] <= y:
+            i0 += 1
+        if i0 == 64:
+            break
+        if vlo[i0] > y:
             continue
         for x in range(w):
-            r = np.float32(rgb[y, x, 0])
-            g = np.float32(rgb[y, x, 1])
-            b = np.float32(rgb[y, x, 2])
-            row[x] = rc * r + gc * g + bc * b
+            # same arithmetic as pdqhash: float64 products summed left to right, then float32
+            buf[x] = np.float32(rgb[y, x, 0] * 0.299 + rgb[y, x, 1] * 0.587 + rgb[y, x, 2] * 0.114)
+        i = i0
+        while i < 64 and vlo[i] <= y:
+            if y < vhi[i]:
+                c = vw[i, y - vlo[i]]
+                r = rows[i]
+                for x in range(w):
+                    r[x] += c * buf[x]
+            i += 1
+    return rows
+
+
+@njit(cache=True, nogil=True)
+def _cols(rows: np.ndarray, hlo: np.ndarray, hhi: np.ndarray, hw: np.ndarray) -> np.ndarray:
+    out = np.empty((64, 64), np.float32)
+    for i in range(64):
+        r = rows[i]
         for j in range(64):
             s = np.float32(0.0)
-            for x in range(los[j], his[j] + 1):
-                s += wh[j, x] * row[x]
-            t[y, j] = s
-    out = np.zeros((64, 64), np.float32)
-    for i in range(64):
-        for y in range(h):
-            wy = wv[i, y]
-            if wy != 0.0:
-                for j in range(64):
-                    out[i, j] += wy * t[y, j]
+            lo = hlo[j]
+            for x in range(lo, hhi[j]):
+                s += hw[j, x - lo] * r[x]
+            out[i, j] = s
     return out
+
+
+def _downsample(pixels: np.ndarray, full_size: tuple[int, int]) -> np.ndarray:
+    """64×64 filtered luminance of ``pixels`` (gray (h, w) or RGB (h, w, 3) uint8) decoded from full_size."""
+    h, w = pixels.shape[:2]
+    fw, fh = full_size
+    vlo, vhi, vw = _weights(fh, h)
+    hlo, hhi, hw = _weights(fw, w)
+    pixels = np.ascontiguousarray(pixels)
+    rows = _rows_gray(pixels, vlo, vhi, vw) if pixels.ndim == 2 else _rows_rgb(pixels, vlo, vhi, vw)
+    return _cols(rows, hlo, hhi, hw)
 
 
 def _dct_matrix() -> np.ndarray:
@@ -132,13 +207,15 @@ def _bits_to_hex(coef: np.ndarray) -> str:
     return np.packbits(bits).tobytes().hex()
 
 
-def _coefficients(rgb: np.ndarray, full_size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
-    """16×16 DCT coefficients and quality of an RGB uint8 array, optionally a reduced decode of full_size."""
-    h, w = rgb.shape[:2]
-    fw, fh = full_size or (w, h)
-    fv = 1 if fh == h else -(-fh // h)
-    fhz = 1 if fw == w else -(-fw // w)
-    buf = _filter_sample(np.ascontiguousarray(rgb), _weights(fh, fv, h), _weights(fw, fhz, w))
+def _spread(coef: np.ndarray) -> float:
+    """Median absolute deviation of the coefficients: how far a typical bit is from flipping."""
+    return float(np.median(np.abs(coef - np.median(coef))))
+
+
+def _coefficients(pixels: np.ndarray, full_size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
+    """16×16 DCT coefficients and quality of uint8 pixels (RGB or luma), optionally a reduced decode."""
+    h, w = pixels.shape[:2]
+    buf = _downsample(pixels, full_size or (w, h))
     return _DCT @ buf @ _DCT.T, _quality(buf)
 
 
@@ -152,29 +229,62 @@ def hash_array(rgb: np.ndarray) -> PDQHash:
     return PDQHash(_bits_to_hex(coef), q)
 
 
-def _decode_for_pdq(im: Image.Image) -> tuple[np.ndarray, tuple[int, int]]:
-    """RGB pixels, reduced by the JPEG decoder where that stays conformant; returns (pixels, full size)."""
+def _jpeg_scale(full: tuple[int, int]) -> int:
+    """Largest DCT scaling denominator (1, 2, 4, 8) that keeps the short side ≥ DRAFT_MIN_SIDE."""
+    for s in (8, 4, 2):
+        if -(-min(full) // s) >= DRAFT_MIN_SIDE:
+            return s
+    return 1
+
+
+def _jpeg_coefficients(im: Image.Image) -> tuple[np.ndarray, int] | None:
+    """Coefficients from a reduced luma-only JPEG decode; None (nothing decoded) where that does not apply.
+
+    A fragile hash (tiny DCT spread) is recomputed from the full RGB decode, reopened from the same source
+    since ``draft`` cannot be undone.
+    """
+    if not isinstance(im, JpegImagePlugin.JpegImageFile) or im.mode not in ("RGB", "L") or len(im.tile) != 1:
+        return None
     full = im.size
-    if im.format == "JPEG" and min(full) >= 2 * DRAFT_MIN_SIDE:
-        k = DRAFT_MIN_SIDE / min(full)
-        im.draft("RGB", (max(1, math.ceil(full[0] * k)), max(1, math.ceil(full[1] * k))))
-    if im.mode != "RGB":
-        im = im.convert("RGB")
-    return np.asarray(im), full
+    source = im.fp  # kept to reopen from: loading drops the image's reference to it
+    s = _jpeg_scale(full)
+    im.draft("L", (full[0] // s, full[1] // s))
+    if im.mode != "L":  # pragma: no cover - draft declined (not expected for a single-tile JPEG)
+        return _coefficients(_exact_pixels(im))
+    coef, q = _coefficients(np.asarray(im), full)
+    if q < MIN_QUALITY or _spread(coef) >= FRAGILE_SPREAD:
+        return coef, q
+    with _reopen(im, source) as again:  # decided by sub-grey-level differences: take exact pixels
+        return _coefficients(_exact_pixels(again))
+
+
+def _reopen(im: Image.Image, source: object) -> Image.Image:
+    """The same image, not yet decoded: from the caller's file object, else from its file name."""
+    if source is not None and not getattr(source, "closed", True):
+        source.seek(0)  # type: ignore[attr-defined]
+        return Image.open(source)  # type: ignore[arg-type]
+    return Image.open(im.filename)  # type: ignore[attr-defined]
+
+
+def _exact_pixels(im: Image.Image) -> np.ndarray:
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
 
 
 def hash_image(im: Image.Image, dihedral: bool = False) -> tuple[PDQHash, list[str] | None]:
-    """PDQ of an opened (not yet loaded) PIL image, and its 8 dihedral variants when asked."""
-    rgb, full = _decode_for_pdq(im)
-    if min(full) < MIN_HASHABLE_DIM:
+    """PDQ of an opened (not yet loaded) PIL image, and its 8 dihedral variants when asked.
+
+    Decoding errors propagate: callers wrap this in :func:`vigie.media.decode_errors`.
+    """
+    if min(im.size) < MIN_HASHABLE_DIM:
         return PDQHash(_ZERO, 0), ([_ZERO] * 8 if dihedral else None)
-    coef, q = _coefficients(rgb, full)
+    fast = _jpeg_coefficients(im)
+    coef, q = fast if fast is not None else _coefficients(_exact_pixels(im))
     variants = dihedral_hexes(coef) if dihedral else None
     return PDQHash(_bits_to_hex(coef), q), variants
 
 
 def hash_bytes(data: bytes) -> PDQHash:
-    """Convenience for tests and tools: PDQ of encoded image bytes (no limits: use vigie.media first)."""
+    """PDQ of encoded image bytes, for tools and tests (no limits: use :func:`vigie.media.open_image`)."""
     with Image.open(io.BytesIO(data)) as im:
         return hash_image(im)[0]
 
@@ -209,3 +319,13 @@ def dihedral_hexes(coef: np.ndarray) -> list[str]:
 def distance(a: str, b: str) -> int:
     """Hamming distance between two PDQ hex strings."""
     return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def hex_to_bits(value: str) -> np.ndarray:
+    """256 uint8 bits of a PDQ hex string, in ``pdqhash.compute``'s order."""
+    return np.unpackbits(np.frombuffer(bytes.fromhex(value), np.uint8))
+
+
+def bits_to_hex(bits: np.ndarray) -> str:
+    """PDQ hex of 256 bits in ``pdqhash.compute``'s order."""
+    return np.packbits(np.asarray(bits, np.uint8)).tobytes().hex()
