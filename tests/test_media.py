@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import zipfile
 from pathlib import Path
@@ -198,3 +199,53 @@ def test_unreadable_file_is_an_error_record(tmp_path: Path) -> None:
     if isinstance(out[0], Item):  # running as root: permissions do not apply
         pytest.skip("root can read anything")
     assert out[0].reason == "unreadable"
+
+
+def test_tar_gz_bomb_stops_inflating(tmp_path: Path) -> None:
+    """A tiny tar.gz holding a huge run of zeros is refused once it inflates past the ratio cap."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("zeros.bin")
+        info.size = 200 * 1024 * 1024
+        tf.addfile(info, io.BytesIO(bytes(info.size)))
+    p = tmp_path / "bomb.tar.gz"
+    p.write_bytes(buf.getvalue())
+    assert p.stat().st_size < 1024 * 1024
+    out = list(iter_file(p, LIMITS))
+    assert [o.reason for o in out if isinstance(o, ItemError)] == ["zip_bomb"]
+
+
+def test_fifo_and_outside_link_in_folder_are_skipped_with_a_note(tmp_path: Path) -> None:
+    from vigie.media import iter_items, scan_inputs
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(jpeg())
+    os.mkfifo(tmp_path / "in" / "pipe")  # opening it for reading would block a naive scanner forever
+    (tmp_path / "secret.jpg").write_bytes(jpeg(seed=1))
+    (tmp_path / "in" / "out.jpg").symlink_to(tmp_path / "secret.jpg")
+    files, skipped = scan_inputs([tmp_path / "in"])
+    assert [f.name for f in files] == ["a.jpg"]
+    assert sorted((Path(s.path).name, s.reason) for s in skipped) == [
+        ("out.jpg", "link"),
+        ("pipe", "not_a_file"),
+    ]
+    out = list(iter_items([tmp_path / "in"], LIMITS))
+    assert [type(o).__name__ for o in out] == ["Item", "ItemError", "ItemError"]
+    [err] = list(iter_file(tmp_path / "in" / "pipe", LIMITS))  # named directly: refused, not blocked
+    assert isinstance(err, ItemError) and err.reason == "not_a_file"
+
+
+def test_sniff_rejects_bmp_lookalike_and_knows_old_quicktime() -> None:
+    assert sniff(encoded("BMP")) == "image/bmp"
+    assert sniff(b"BM" + bytes(60)) is None  # "BM" text with no DIB header is not a bitmap
+    assert sniff((32).to_bytes(4, "big") + b"moov" + bytes(24)) == "video/quicktime"
+
+
+def test_formats_outside_the_allow_list_are_unsupported() -> None:
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(jpeg())).convert("RGB").save(
+        buf, "PPM"
+    )  # Pillow reads PPM; vigie does not parse it
+    with pytest.raises(MediaError) as exc:
+        open_image(buf.getvalue(), LIMITS)
+    assert exc.value.reason == "unsupported"

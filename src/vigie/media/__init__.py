@@ -1,7 +1,7 @@
 """Open and validate content safely: sniffing, limits, image and video decode, archives."""
 
 from vigie.media.image import decode_errors, load_rgb, open_image
-from vigie.media.inputs import iter_bytes, iter_file, iter_items, list_inputs
+from vigie.media.inputs import iter_bytes, iter_file, iter_items, list_inputs, scan_inputs
 from vigie.media.item import Item, ItemError
 from vigie.media.sniff import is_image, is_video, sniff
 
@@ -17,5 +17,6 @@ __all__ = [
     "list_inputs",
     "load_rgb",
     "open_image",
+    "scan_inputs",
     "sniff",
 ]

@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import IO
 
 from vigie.media.item import ItemError
 from vigie.settings import MediaLimits
@@ -51,7 +52,7 @@ def unsafe_name(name: str) -> str | None:
     return None
 
 
-def _bounded_read(fh: io.BufferedIOBase | gzip.GzipFile, limit: int) -> bytes | None:
+def _bounded_read(fh: IO[bytes] | gzip.GzipFile, limit: int) -> bytes | None:
     """At most ``limit`` bytes; None when the stream holds more (the declared size lied, or a bomb)."""
     buf = bytearray()
     while True:
@@ -132,9 +133,59 @@ def iter_zip(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Ite
         yield _take(budget, name, content)
 
 
+class _Bomb(Exception):
+    """A compressed stream inflated past its cap."""
+
+
+class _Capped:
+    """A decompressing file object that refuses to produce more than ``cap`` bytes, reading or seeking.
+
+    tarfile skips over member data by seeking, which for gzip means inflating it: without this cap a
+    small tar.gz declaring huge members would cost unbounded CPU even though nothing is kept.
+    """
+
+    mode = "rb"
+
+    def __init__(self, inner: gzip.GzipFile, cap: int) -> None:
+        self._inner = inner
+        self._cap = cap
+
+    def tell(self) -> int:
+        return self._inner.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        pos = self._inner.tell()
+        room = self._cap + 1 - pos
+        data = self._inner.read(room if n is None or n < 0 else min(n, room))
+        if pos + len(data) > self._cap:
+            raise _Bomb
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        target = offset if whence == 0 else self.tell() + offset if whence == 1 else -1
+        if target < 0:
+            raise OSError("unsupported seek")
+        if target > self._cap:
+            raise _Bomb
+        return self._inner.seek(target)
+
+
+def _inflate_cap(data: bytes, limits: MediaLimits, budget: Budget) -> int:
+    """Most bytes a compressed stream may inflate to: the byte budget and the compression ratio limit."""
+    return int(min(budget.bytes_left + (1 << 20), max(len(data) * limits.archive_max_ratio, _CHUNK)))
+
+
 def iter_tar(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Iterator[Member | ItemError]:
+    """Members of a tar, or of a gzip-compressed tar (inflated lazily, under a cap)."""
     try:
-        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")  # noqa: SIM115 - closed by the with below
+        if data[:2] == b"\x1f\x8b":
+            stream = _Capped(gzip.GzipFile(fileobj=io.BytesIO(data)), _inflate_cap(data, limits, budget))
+            tf = tarfile.open(fileobj=stream, mode="r:")  # type: ignore[call-overload]  # noqa: SIM115
+        else:
+            tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - closed by the with below
+    except _Bomb:
+        yield ItemError(path, "zip_bomb", f"inflates past {limits.archive_max_ratio:g}× or the byte budget")
+        return
     except (tarfile.TarError, OSError, EOFError) as exc:
         yield ItemError(path, "corrupt", f"cannot read tar archive: {exc}")
         return
@@ -142,6 +193,11 @@ def iter_tar(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Ite
         while True:
             try:
                 info = tf.next()
+            except _Bomb:
+                yield ItemError(
+                    path, "zip_bomb", f"inflates past {limits.archive_max_ratio:g}× or the byte budget"
+                )
+                return
             except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
                 yield ItemError(path, "corrupt", f"tar archive damaged: {exc}")
                 return
@@ -159,7 +215,10 @@ def iter_tar(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Ite
                 continue
             try:
                 fh = tf.extractfile(info)
-                content = _bounded_read(fh, info.size) if fh else b""  # type: ignore[arg-type]
+                content = _bounded_read(fh, info.size) if fh else b""
+            except _Bomb:
+                yield ItemError(name, "zip_bomb", "archive inflates past its cap")
+                return
             except (tarfile.TarError, OSError, EOFError) as exc:
                 yield ItemError(name, "corrupt", f"cannot read member: {exc}")
                 continue
@@ -172,16 +231,16 @@ def iter_tar(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Ite
 def iter_gzip(path: str, data: bytes, limits: MediaLimits, budget: Budget) -> Iterator[Member | ItemError]:
     """A gzip stream that is not a tar: one member named after the file without ``.gz``."""
     inner = path[:-3] if path.lower().endswith(".gz") else path + "!content"
+    cap = min(_inflate_cap(data, limits, budget), limits.max_bytes)
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
-            content = _bounded_read(fh, min(budget.bytes_left, limits.max_bytes))
+            content = _bounded_read(fh, cap)  # stops inflating one chunk past the cap
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         yield ItemError(path, "corrupt", f"cannot read gzip stream: {exc}")
         return
     if content is None:
-        yield ItemError(path, "zip_bomb", "gzip content is over the size budget")
-        return
-    if len(content) > _CHUNK and len(content) / max(len(data), 1) > limits.archive_max_ratio:
-        yield ItemError(path, "zip_bomb", f"compression ratio over {limits.archive_max_ratio:g}")
+        yield ItemError(
+            path, "zip_bomb", f"gzip content inflates past {cap} bytes (ratio or size limit), not read"
+        )
         return
     yield _take(budget, inner, content)

@@ -17,10 +17,17 @@ try:  # HEIC/AVIF through libheif; optional at run time, declared in the package
 
     pillow_heif.register_heif_opener()
 except ImportError:  # pragma: no cover
-    pillow_heif = None
+    pillow_heif = None  # type: ignore[assignment]
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never silently grey pixels
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own, configurable limit below, before decoding
+
+#: Pillow plugins vigie lets parse untrusted bytes. Pillow knows ~40 formats, some of which hand the file
+#: to external programs (EPS runs Ghostscript) or are rarely fuzzed; content outside this list is
+#: "unsupported". MPO (camera JPEGs with a second picture) comes in through the JPEG plugin.
+IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "HEIF", "AVIF")
+Image.init()
+_OPENABLE = tuple(f for f in IMAGE_FORMATS if f in Image.OPEN)  # AVIF needs Pillow ≥ 11.3 or pillow-heif
 
 
 def open_image(data: bytes, limits: MediaLimits) -> Image.Image:
@@ -36,7 +43,7 @@ def open_image(data: bytes, limits: MediaLimits) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(data), formats=_OPENABLE)
     except UnidentifiedImageError:
         raise MediaError("unsupported", "not an image format vigie can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

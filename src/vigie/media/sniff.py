@@ -6,6 +6,7 @@ ARCHIVE_TYPES = frozenset({"application/zip", "application/x-tar", "application/
 _FTYP_IMAGE = {b"heic": "image/heic", b"heix": "image/heic", b"hevc": "image/heic", b"heim": "image/heic",
                b"heis": "image/heic", b"mif1": "image/heif", b"msf1": "image/heif", b"avif": "image/avif",
                b"avis": "image/avif"}  # fmt: skip
+_DIB_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})  # BITMAPINFOHEADER and its versions
 
 
 def sniff(data: bytes) -> str | None:
@@ -17,7 +18,7 @@ def sniff(data: bytes) -> str | None:
         return "image/png"
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return "image/gif"
-    if head.startswith(b"BM") and len(data) > 26:
+    if head.startswith(b"BM") and len(data) > 26 and int.from_bytes(head[14:18], "little") in _DIB_SIZES:
         return "image/bmp"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "image/tiff"
@@ -30,6 +31,8 @@ def sniff(data: bytes) -> str | None:
         if brand in _FTYP_IMAGE:
             return _FTYP_IMAGE[brand]
         return "video/quicktime" if brand == b"qt  " else "video/mp4"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"pnot") and int.from_bytes(head[:4], "big") >= 8:
+        return "video/quicktime"  # QuickTime files from before the ftyp box
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "video/webm" if b"webm" in data[:4096] else "video/x-matroska"
     if head[:3] == b"FLV":

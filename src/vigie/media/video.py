@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vigie.errors import MediaError
 from vigie.settings import MediaLimits
 
+if TYPE_CHECKING:  # PyAV loads its shared libraries on import: only when a video shows up
+    import av
+
+
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    """RGB pixels rotated by the display matrix (counterclockwise degrees, multiples of 90 honoured)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    k = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
 
 def sample_frames(data: bytes, limits: MediaLimits, fps: float = 1.0) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (seconds, RGB uint8 array) about ``fps`` times per second of video.
 
-    Timestamps come from the container (variable frame rate is fine); a stream with no decodable frame,
-    or over the duration, frame or pixel limits, raises :class:`MediaError`.
+    Timestamps come from the container (variable frame rate is fine). Frames are turned upright as a
+    player (and ffmpeg's autorotate) shows them, from the stream's display matrix, so a phone video
+    hashes the same as its upright copy. A stream with no decodable frame, or over the duration, frame
+    or pixel limits, raises :class:`MediaError`.
     """
     import av
 
@@ -53,9 +66,11 @@ def sample_frames(data: bytes, limits: MediaLimits, fps: float = 1.0) -> Iterato
                     raise MediaError("too_long", f"frame at {t:.0f} s is past the duration limit")
                 if emitted and t < next_t:
                     continue
+                if frame.width * frame.height > limits.max_pixels:
+                    raise MediaError("bomb", f"{frame.width}×{frame.height} frame is over the pixel limit")
                 emitted += 1
                 next_t = t + step
-                yield t, frame.to_ndarray(format="rgb24")
+                yield t, _upright(frame)
         except av.FFmpegError as exc:
             if not emitted:
                 raise MediaError("corrupt", f"cannot decode video: {exc}") from None

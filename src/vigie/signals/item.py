@@ -31,7 +31,16 @@ class ItemSignals:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The stable ``vigie hash --json`` record (``vpdq`` only for video)."""
+        """The stable ``vigie hash --json`` record, one JSON object per item::
+
+            {"path": str,                      # file path, or "outer.zip!dir/inner.jpg" for archive members
+             "md5": hex32, "sha1": hex40, "sha256": hex64,   # null only when the bytes could not be read
+             "pdq": hex64 | null, "pdq_quality": int 0-100 | null,   # images; quality < 50: do not match
+             "error": "reason: message" | null,              # e.g. "truncated: ...", "zip_bomb: ..."
+             "vpdq": [[seconds, hex64, quality], ...] | null}       # key present for video only
+
+        Keys appear in this order; new keys may be added at the end, existing ones never change meaning.
+        """
         out: dict[str, Any] = {
             "path": self.path,
             "md5": self.md5,
@@ -41,14 +50,15 @@ class ItemSignals:
             "pdq_quality": self.pdq_quality,
             "error": self.error,
         }
-        if self.vpdq is not None:
-            out["vpdq"] = [f.to_json() for f in self.vpdq]
+        if self.vpdq is not None or is_video(self.media_type):
+            out["vpdq"] = None if self.vpdq is None else [f.to_json() for f in self.vpdq]
         return out
 
 
 def hash_item(item: Item, limits: MediaLimits, vpdq_fps: float = 1.0, dihedral: bool = False) -> ItemSignals:
     """Hash one item; content problems land in ``error`` (e.g. ``truncated: …``), never as exceptions."""
-    sig = ItemSignals(path=item.path, media_type=item.media_type, **crypto_hashes(item.data))
+    md5, sha1, sha256 = crypto_hashes(item.data)
+    sig = ItemSignals(path=item.path, media_type=item.media_type, md5=md5, sha1=sha1, sha256=sha256)
     try:
         if is_video(item.media_type):
             sig.vpdq = hash_video(item.data, limits, vpdq_fps)
