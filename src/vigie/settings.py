@@ -33,6 +33,10 @@ class Settings:
     database_url: str | None = None
     limits: MediaLimits = field(default_factory=MediaLimits)
     vpdq_fps: float = 1.0
+    text_review: float = 0.5
+    """Text-risk score at which a text goes to review (``VIGIE_TEXT_REVIEW``, TOML ``[text] review``)."""
+    text_block: float = 0.8
+    """Text-risk score at which a prompt is refused (``VIGIE_TEXT_BLOCK``, TOML ``[text] block``)."""
 
     @property
     def db_url(self) -> str:
@@ -58,13 +62,18 @@ class Settings:
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"cannot read VIGIE_CONFIG={cfg}: {exc}") from exc
             limits.update(data.pop("limits", {}))
+            text = data.pop("text", {})
             values.update(data)
+            values.update({f"text_{k}": v for k, v in text.items()})
         if "VIGIE_HOME" in env:
             values["home"] = env["VIGIE_HOME"]
         if "VIGIE_DATABASE_URL" in env:
             values["database_url"] = env["VIGIE_DATABASE_URL"]
         if "VIGIE_VPDQ_FPS" in env:
             values["vpdq_fps"] = env["VIGIE_VPDQ_FPS"]
+        for name in ("review", "block"):
+            if f"VIGIE_TEXT_{name.upper()}" in env:
+                values[f"text_{name}"] = env[f"VIGIE_TEXT_{name.upper()}"]
         for f in fields(MediaLimits):
             key = "VIGIE_LIMIT_" + f.name.upper()
             if key in env:
@@ -75,6 +84,8 @@ class Settings:
                 home=Path(values.pop("home", "vigie-data")),
                 database_url=values.pop("database_url", None) or None,
                 vpdq_fps=float(values.pop("vpdq_fps", 1.0)),
+                text_review=float(values.pop("text_review", 0.5)),
+                text_block=float(values.pop("text_block", 0.8)),
                 limits=lim,
             )
         except (TypeError, ValueError) as exc:

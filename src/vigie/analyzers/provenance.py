@@ -19,6 +19,7 @@ from PIL import Image
 from vigie.analyzers.base import Finding
 from vigie.analyzers.genmeta import GenerationInfo, parse_novelai, parse_text_fields
 from vigie.analyzers.pngtext import png_text
+from vigie.analyzers.prompt_risk import prompt_risk_findings
 from vigie.media.item import Item
 
 CLAIM = "file metadata written by software; it can be forged or stripped"
@@ -131,7 +132,7 @@ class GeneratorMetadataAnalyzer:
             out += [_finding(i, "PNG text chunks") for i in parse_text_fields(chunks)]
         im = _open(item)
         if im is None:
-            return out
+            return out + prompt_risk_findings(out)
         with im:
             comment = None
             exif = exif_of(im, item.data)
@@ -151,7 +152,7 @@ class GeneratorMetadataAnalyzer:
                     out += [
                         _finding(i, "alpha-channel stealth metadata", 0.95) for i in _parse_hidden(hidden)
                     ]
-        return out
+        return out + prompt_risk_findings(out)
 
 
 def _parse_hidden(text: str) -> list[GenerationInfo]:
