@@ -287,3 +287,34 @@ def test_idempotency_key_replays_instead_of_duplicating(env: dict[str, object]) 
         c.post("/v1/items", json=body, headers=auth(env, "items:write")).json()["item_id"]
         != first.json()["item_id"]
     )
+
+
+def test_text_endpoint_and_item_captions(env: dict[str, object]) -> None:
+    """POST /v1/text scores a text (scope lookup); a caption sent with an item lands in its decision."""
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    body = {"text": "collégienne nue", "kind": "tags"}
+    assert c.post("/v1/text", json=body, headers=auth(env, "items:write")).status_code == 403
+    r = c.post("/v1/text", json=body, headers=auth(env, "lookup"))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["label"], out["action"], out["lang"]) == ("sexual_minors", "block", "fr")
+    assert out["producer"].startswith("vigie.textrisk") and out["reasons"]
+    neg = c.post(
+        "/v1/text",
+        json={"text": "nude, explicit", "negative": "adult, mature body"},
+        headers=auth(env, "lookup"),
+    )
+    assert neg.json()["action"] == "block"
+    fine = c.post(
+        "/v1/text", json={"text": "kids at the beach", "kind": "caption"}, headers=auth(env, "lookup")
+    )
+    assert fine.json()["action"] == "allow" and fine.json()["label"] == "minor_nonsexual"
+    bad = c.post("/v1/text", json={"text": "x", "kind": "tweet"}, headers=auth(env, "lookup"))
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    it = auth(env, "items:write")
+    item = c.post("/v1/items", json={"md5": "0" * 32, "caption": "nude 12yo"}, headers=it).json()
+    d = item["decision"]
+    assert d["action"] == "review" and "text-risk-minors" in d["labels"]
+    assert d["reasons"][0]["evidence"][0]["kind"] == "text_risk"
+    calm = c.post("/v1/items", json={"md5": "0" * 32, "caption": "our kids at the zoo"}, headers=it).json()
+    assert calm["decision"]["action"] == "allow"

@@ -1,4 +1,4 @@
-"""Hands the prompts found in generator metadata to textrisk: a file's own prompt is evidence of intent."""
+"""Text-risk findings: prompts found in generator metadata, and the captions and prompts sent with an item."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ if TYPE_CHECKING:
 
 @lru_cache(maxsize=1)
 def _engine() -> TextRisk:
-    from vigie.textrisk import TextRisk
+    """One engine per process, with the configured review and block thresholds."""
+    from vigie.settings import Settings
+    from vigie.textrisk import TextRisk, Thresholds
 
-    return TextRisk()
+    s = Settings.from_env()
+    return TextRisk(thresholds=Thresholds(review=s.text_review, block=s.text_block))
 
 
 def prompt_risk_findings(findings: Sequence[Finding], engine: TextRisk | None = None) -> list[Finding]:
@@ -37,6 +40,28 @@ def prompt_risk_findings(findings: Sequence[Finding], engine: TextRisk | None = 
                 summary=f"embedded {f.generator or 'generator'} prompt: {a.label}, {a.action}"
                 f" (score {a.score:.2f})",
                 evidence={"found_in": f.evidence.get("found_in"), **a.to_json()},
+            )
+        )
+    return out
+
+
+def context_findings(context: dict[str, object], engine: TextRisk | None = None) -> list[Finding]:
+    """``text_risk`` findings for the caption and prompt a platform sent with an item, unless allowed."""
+    out: list[Finding] = []
+    for field_name, kind in (("caption", "caption"), ("prompt", "prompt")):
+        text = context.get(field_name)
+        if not isinstance(text, str) or not text.strip():
+            continue
+        a = (engine or _engine()).assess(text, kind)
+        if a.action == "allow" and a.label != "sexual_minors":
+            continue
+        out.append(
+            Finding(
+                analyzer="textrisk",
+                kind="text_risk",
+                confidence=round(a.score, 3),
+                summary=f"{field_name}: {a.label}, {a.action} (score {a.score:.2f})",
+                evidence={"field": field_name, **a.to_json()},
             )
         )
     return out

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -106,6 +106,36 @@ class ItemHashesIn(BaseModel):
     url: str | None = Field(default=None, max_length=4096)
     caption: str | None = Field(default=None, max_length=100_000)
     prompt: str | None = Field(default=None, max_length=100_000)
+
+
+class TextIn(BaseModel):
+    """One text to score: a prompt (with its negative prompt), caption, tag list, comment or model tags."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(max_length=1_000_000)
+    kind: Literal["prompt", "negative_prompt", "caption", "tags", "comment", "model_tags"] = "prompt"
+    negative: str | None = Field(default=None, max_length=1_000_000)
+    lang: str | None = Field(
+        default=None, min_length=2, max_length=8, description="ISO 639-1; detected if absent"
+    )
+
+
+class ReasonOut(BaseModel):
+    rule: str
+    weight: float
+    terms: list[str]
+
+
+class TextOut(BaseModel):
+    score: float
+    label: Literal["sexual_minors", "sexual_adult", "minor_nonsexual", "none"]
+    action: Literal["allow", "review", "block"]
+    kind: str
+    lang: str
+    stage: str
+    producer: str
+    truncated: bool
+    reasons: list[ReasonOut]
 
 
 class Service:
@@ -257,6 +287,14 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
                 for (st, v), res in zip(queries, found, strict=True)
             ]
         )
+
+    @app.post("/v1/text", response_model=TextOut, tags=["text"])
+    async def text_risk(body: TextIn, _: Annotated[KeyInfo, Depends(require("lookup"))]) -> dict[str, Any]:
+        """Score a text for sexualisation of minors (textrisk); nothing is stored."""
+        from vigie.analyzers.prompt_risk import _engine
+
+        a = await run_in_threadpool(_engine().assess, body.text, body.kind, body.negative, body.lang)
+        return a.to_json()
 
     @app.post("/v1/items", status_code=201, tags=["items"])
     async def submit_item(

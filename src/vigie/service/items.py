@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vigie.analyzers import default_analyzers
+from vigie.analyzers.prompt_risk import context_findings
 from vigie.banks.matcher import Matcher
 from vigie.errors import NotFoundError
 from vigie.media import Item, sniff
@@ -62,6 +63,7 @@ class Items:
     def _record(
         self, context: dict[str, Any], signals: dict[str, Any], matches: list[Any], findings: list[Any]
     ) -> Outcome:
+        findings = [*findings, *(f.to_dict() for f in context_findings(context))]
         decision = self.policy.decide(matches, findings).to_json()
         item_id = str(uuid.uuid4())
         with self.db.session() as s:
