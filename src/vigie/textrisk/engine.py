@@ -111,11 +111,13 @@ class _Evidence:
 
 def _by_category(hits: list[Hit], lang: str) -> dict[str, list[str]]:
     """Hits grouped by category; a language-bound term counts when its language is detected or attested
-    by another of its words (short tag lists defeat language detection)."""
-    langs = {lang} | {h.term.lang for h in hits if not h.term.strict}
+    by another of its words, or when no language is attested at all (short tag lists defeat detection)."""
+    attested = {h.term.lang for h in hits if not h.term.strict and h.term.lang != "*"}
+    langs = {lang} | attested
     out: dict[str, list[str]] = {}
     for h in hits:
-        if not h.term.strict or h.term.lang in langs:
+        # a bare tag list ("shota, nu") attests no language: the word then counts on its own
+        if not h.term.strict or h.term.lang in langs or not attested:
             out.setdefault(h.term.category, []).append(h.term.text)
     return out
 

@@ -50,7 +50,7 @@ _LEET = str.maketrans(
 _LEET_TOKEN = re.compile(r"(?<![\w@$!])[a-z][a-z0-9@$!]*[0-9@$!][a-z0-9@$!]*[a-z][a-z0-9@$!]*(?![\w@$!])")
 _SPACED = re.compile(r"(?<![^\W_])(?:[^\W\d_][\s._\-*·•|+~/\\]{1,3}){2,}[^\W\d_](?![^\W_])")
 _INNER_PUNCT = re.compile(r"(?<=[^\W_])[.\-_*·•'’^~]+(?=[^\W_])")
-_REPEATS = re.compile(r"([^\W\d_])\1{2,}")
+_REPEATS = re.compile(r"([^\W\d_x])\1{2,}")  # "xxx" stays: it is a word of its own
 _NON_WORD = re.compile(r"[^\w+]+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
