@@ -63,14 +63,15 @@ def error_result(err: ItemError) -> ItemResult:
 def _match_dicts(matcher: Matcher, sig: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     from vigie.signals.pdq import DIHEDRAL_NAMES
 
-    variants = dict(zip(DIHEDRAL_NAMES[1:], sig.pdq_dihedral[1:], strict=True)) if sig.pdq_dihedral else None
+    variants = dict(zip(DIHEDRAL_NAMES[1:], sig.pdq_dihedral[1:], strict=True)) if sig.pdq_dihedral else {}
+    variants.update(sig.pdq_extra or {})
     res = matcher.match(
         md5=sig.md5,
         sha1=sig.sha1,
         sha256=sig.sha256,
         pdq=sig.pdq,
         pdq_quality=sig.pdq_quality,
-        pdq_variants=variants,
+        pdq_variants=variants or None,
     )
 
     def enc(m: Any) -> dict[str, Any]:

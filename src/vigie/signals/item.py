@@ -10,8 +10,9 @@ from typing import Any
 from vigie.errors import MediaError
 from vigie.media import Item, ItemError, decode_errors, is_video, iter_file, open_image
 from vigie.settings import MediaLimits
+from vigie.signals.borders import trimmed_hashes
 from vigie.signals.crypto import crypto_hashes
-from vigie.signals.pdq import hash_image
+from vigie.signals.pdq import hash_image_pixels
 from vigie.signals.vpdq import FrameHash, hash_video
 
 
@@ -27,6 +28,8 @@ class ItemSignals:
     pdq: str | None = None
     pdq_quality: int | None = None
     pdq_dihedral: list[str] | None = None
+    pdq_extra: dict[str, str] | None = None
+    """Extra query hashes by name, e.g. ``trim``: the picture inside a frame (see ``borders.py``)."""
     vpdq: list[FrameHash] | None = None
     error: str | None = None
 
@@ -65,8 +68,10 @@ def hash_item(item: Item, limits: MediaLimits, vpdq_fps: float = 1.0, dihedral: 
         else:
             im = open_image(item.data, limits)
             with im, decode_errors():
-                h, variants = hash_image(im, dihedral=dihedral)
+                h, variants, px = hash_image_pixels(im, dihedral=dihedral)
             sig.pdq, sig.pdq_quality, sig.pdq_dihedral = h.hex, h.quality, variants
+            if dihedral and px is not None:  # hashing for matching: also the picture inside a frame
+                sig.pdq_extra = {k: v for k, v in trimmed_hashes(px, im.size).items() if v != h.hex} or None
             if sig.media_type is None:
                 sig.media_type = f"image/{(im.format or 'unknown').lower()}"
     except MediaError as exc:

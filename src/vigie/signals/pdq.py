@@ -237,8 +237,9 @@ def _jpeg_scale(full: tuple[int, int]) -> int:
     return 1
 
 
-def _jpeg_coefficients(im: Image.Image) -> tuple[np.ndarray, int] | None:
-    """Coefficients from a reduced luma-only JPEG decode; None (nothing decoded) where that does not apply.
+def _jpeg_coefficients(im: Image.Image) -> tuple[np.ndarray, int, np.ndarray] | None:
+    """Coefficients (and the pixels they came from) from a reduced luma-only JPEG decode; None (nothing
+    decoded) where that does not apply.
 
     A fragile hash (tiny DCT spread) is recomputed from the full RGB decode, reopened from the same source
     since ``draft`` cannot be undone.
@@ -250,12 +251,15 @@ def _jpeg_coefficients(im: Image.Image) -> tuple[np.ndarray, int] | None:
     s = _jpeg_scale(full)
     im.draft("L", (full[0] // s, full[1] // s))
     if im.mode != "L":  # pragma: no cover - draft declined (not expected for a single-tile JPEG)
-        return _coefficients(_exact_pixels(im))
-    coef, q = _coefficients(np.asarray(im), full)
+        px = _exact_pixels(im)
+        return (*_coefficients(px), px)
+    luma = np.asarray(im)
+    coef, q = _coefficients(luma, full)
     if q < MIN_QUALITY or _spread(coef) >= FRAGILE_SPREAD:
-        return coef, q
+        return coef, q, luma
     with _reopen(im, source) as again:  # decided by sub-grey-level differences: take exact pixels
-        return _coefficients(_exact_pixels(again))
+        px = _exact_pixels(again)
+        return (*_coefficients(px), px)
 
 
 def _reopen(im: Image.Image, source: object) -> Image.Image:
@@ -275,12 +279,32 @@ def hash_image(im: Image.Image, dihedral: bool = False) -> tuple[PDQHash, list[s
 
     Decoding errors propagate: callers wrap this in :func:`vigie.media.decode_errors`.
     """
+    h, variants, _ = hash_image_pixels(im, dihedral)
+    return h, variants
+
+
+def hash_image_pixels(
+    im: Image.Image, dihedral: bool = False
+) -> tuple[PDQHash, list[str] | None, np.ndarray | None]:
+    """:func:`hash_image` plus the pixels it hashed (reduced luma for large JPEGs, else RGB), for reuse."""
     if min(im.size) < MIN_HASHABLE_DIM:
-        return PDQHash(_ZERO, 0), ([_ZERO] * 8 if dihedral else None)
+        return PDQHash(_ZERO, 0), ([_ZERO] * 8 if dihedral else None), None
     fast = _jpeg_coefficients(im)
-    coef, q = fast if fast is not None else _coefficients(_exact_pixels(im))
+    if fast is not None:
+        coef, q, px = fast
+    else:
+        px = _exact_pixels(im)
+        coef, q = _coefficients(px)
     variants = dihedral_hexes(coef) if dihedral else None
-    return PDQHash(_bits_to_hex(coef), q), variants
+    return PDQHash(_bits_to_hex(coef), q), variants, px
+
+
+def hash_pixels(px: np.ndarray, full_size: tuple[int, int] | None = None) -> PDQHash:
+    """PDQ of luma (h, w) or RGB (h, w, 3) uint8 pixels, optionally a reduced decode of ``full_size``."""
+    if min(full_size or px.shape[1::-1]) < MIN_HASHABLE_DIM:
+        return PDQHash(_ZERO, 0)
+    coef, q = _coefficients(np.ascontiguousarray(px), full_size)
+    return PDQHash(_bits_to_hex(coef), q)
 
 
 def hash_bytes(data: bytes) -> PDQHash:

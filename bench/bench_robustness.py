@@ -1,0 +1,246 @@
+"""Robust matching: recall per transform at 99.99% precision and at the production thresholds.
+
+In the manner of Thorn's perception benchmarking: benign photos (and tiles cut from them, as extra distinct
+images) are altered by the transforms in ``robustness.py``; every altered copy is compared with its own
+original (a positive) and with every original cut from another photo (negatives: hundreds of thousands of
+pairs). Two methods, same files, same run:
+- reference: plain PDQ, ``pdqhash.compute`` on the fully decoded image;
+- vigie: the signals vigie hashes for a query (its PDQ and the dihedral variants) for the precision curve,
+  and the production decision of the full pipeline against a bank built by ``vigie bank add`` (whatever
+  robust matching vigie does shows up here without changing this script).
+Recall at 99.99% precision uses the distance threshold chosen on the data (the largest one at which
+precision over all pairs stays >= 0.9999); production uses the bank's threshold 31 and quality >= 50, and
+its recall counts the queries whose original a bank can hold (``vigie bank add`` keeps PDQ of quality >= 50).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+import numpy as np
+import pdqhash
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from robustness import HARD, OUT_OF_SCOPE, TRANSFORMS
+from vigie.banks.matcher import Matcher
+from vigie.media import Item, sniff
+from vigie.pipeline import PipelineContext, process_item
+from vigie.settings import MediaLimits
+from vigie.signals import hash_item
+from vigie.store import open_db
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+RESULTS = ROOT / "bench" / "results"
+PRECISION = 0.9999
+
+
+def originals(count: int, grid: int) -> list[tuple[str, int, Image.Image]]:
+    """(name, source photo index, image): each photo at 1024 px, plus a grid×grid of tiles from it."""
+    out = []
+    for i, p in enumerate(sorted(PHOTOS.glob("*.jpg"))[:count]):
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            im.thumbnail((1600, 1600))
+            whole = im.copy()
+            whole.thumbnail((1024, 1024))
+            out.append((f"{p.stem}.jpg", i, whole))
+            tw, th = im.width // grid, im.height // grid
+            for r in range(grid):
+                for c in range(grid):
+                    tile = im.crop((c * tw, r * th, (c + 1) * tw, (r + 1) * th))
+                    out.append((f"{p.stem}_t{r}{c}.jpg", i, tile))
+    return out
+
+
+def encode(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+def ref_hash(data: bytes) -> tuple[np.ndarray, int]:
+    with Image.open(io.BytesIO(data)) as im:
+        bits, q = pdqhash.compute(np.asarray(im.convert("RGB")))
+    return np.packbits(bits.astype(np.uint8)), int(q)
+
+
+def hexbits(h: str) -> np.ndarray:
+    return np.frombuffer(bytes.fromhex(h), dtype=np.uint8)
+
+
+def distances(queries: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """Hamming distances, queries (m, 32) × refs (n, 32) -> (m, n)."""
+    x = np.bitwise_xor(queries[:, None, :], refs[None, :, :])
+    return np.unpackbits(x, axis=2).sum(axis=2)
+
+
+def threshold_at(dist_pos: np.ndarray, dist_neg: np.ndarray) -> int:
+    """Largest distance threshold with precision >= PRECISION over all pairs."""
+    best = -1
+    for t in range(0, 129):
+        tp = int((dist_pos <= t).sum())
+        fp = int((dist_neg <= t).sum())
+        if tp and fp / (tp + fp) <= 1 - PRECISION:
+            best = t
+        elif fp:
+            break
+    return best
+
+
+def build_bank(home: Path, origdir: Path) -> None:
+    vigie = str(Path(sys.executable).parent / "vigie")
+    env = {**os.environ, "VIGIE_HOME": str(home)}
+    for args in (["bank", "create", "robust"], ["bank", "add", "robust", str(origdir)]):
+        subprocess.run([vigie, *args], env=env, check=True, capture_output=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--photos", type=int, default=22)
+    ap.add_argument("--grid", type=int, default=2, help="tiles per side cut from each photo")
+    ap.add_argument("--quick", action="store_true", help="6 photos, for a smoke run")
+    ap.add_argument("--out", type=Path, default=RESULTS / "robustness.json")
+    args = ap.parse_args()
+    if args.quick:
+        args.photos = 6
+    limits = MediaLimits()
+    origs = originals(args.photos, args.grid)
+    groups = np.array([g for _, g, _ in origs])
+    work = Path(tempfile.mkdtemp(prefix="vigie-robust-"))
+    (work / "orig").mkdir()
+    orig_bytes = []
+    for name, _, im in origs:
+        data = encode(im)
+        (work / "orig" / name).write_bytes(data)
+        orig_bytes.append(data)
+    build_bank(work / "home", work / "orig")
+    ref_orig = np.stack([ref_hash(d)[0] for d in orig_bytes])
+    vig_sigs = [
+        hash_item(Item(n, d, "image/jpeg"), limits) for (n, _, _), d in zip(origs, orig_bytes, strict=True)
+    ]
+    vig_orig = np.stack([hexbits(s.pdq or "0" * 64) for s in vig_sigs])
+    bankable = np.array([(s.pdq_quality or 0) >= 50 for s in vig_sigs])  # vigie bank add keeps PDQ >= 50
+    matcher = Matcher.open(open_db(f"sqlite:///{work / 'home' / 'vigie.db'}"))
+    ctx = PipelineContext(limits=limits, matcher=matcher)
+    process_item(Item("warm.jpg", orig_bytes[0], "image/jpeg"), ctx)
+
+    rows: dict[str, dict[str, Any]] = {}
+    pos_ref: dict[str, list[int]] = {}
+    neg_ref: list[np.ndarray] = []
+    pos_vig: dict[str, list[int]] = {}
+    neg_vig: list[np.ndarray] = []
+    t_ref = t_vig = 0.0
+    nq = 0
+    for tname, fn in TRANSFORMS.items():
+        rec = {
+            "n": 0,
+            "bankable": 0,
+            "ref_prod": 0,
+            "ref_low_quality": 0,
+            "vigie_prod": 0,
+            "vigie_false": 0,
+            "vigie_low_quality": 0,
+        }
+        for i, (name, g, im) in enumerate(origs):
+            data = encode(fn(im))
+            nq += 1
+            rec["n"] += 1
+            t0 = time.perf_counter()
+            rh, rq = ref_hash(data)
+            t_ref += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            res = process_item(Item(f"q/{tname}/{name}", data, sniff(data)), ctx)
+            t_vig += time.perf_counter() - t0
+            sig = hash_item(Item("q.jpg", data, "image/jpeg"), limits, dihedral=True)
+            mask = groups != g  # negatives: originals cut from other photos
+            d_ref = distances(rh[None, :], ref_orig)[0]
+            pos_ref.setdefault(tname, []).append(int(d_ref[i]))
+            neg_ref.append(d_ref[mask])
+            variants = (
+                [sig.pdq, *(sig.pdq_dihedral or [])[1:], *(sig.pdq_extra or {}).values()] if sig.pdq else []
+            )
+            if variants:
+                d_vig = distances(np.stack([hexbits(v) for v in variants]), vig_orig).min(axis=0)
+            else:
+                d_vig = np.full(len(origs), 256)
+            pos_vig.setdefault(tname, []).append(int(d_vig[i]))
+            neg_vig.append(d_vig[mask])
+            rec["bankable"] += int(bankable[i])
+            rec["ref_prod"] += int(d_ref[i] <= 31 and rq >= 50 and bankable[i])
+            rec["ref_low_quality"] += int(rq < 50)
+            rec["vigie_low_quality"] += int((res.pdq_quality or 0) < 50)
+            hit_names = {
+                str((m.get("labels") or {}).get("external_id", "")).rsplit("/", 1)[-1] for m in res.matches
+            }
+            rec["vigie_prod"] += int(name in hit_names and bankable[i])
+            rec["vigie_false"] += sum(
+                1 for n2 in hit_names if n2 and groups[[o[0] for o in origs].index(n2)] != g
+            )
+        rows[tname] = rec
+    all_pos_ref = np.concatenate([np.array(v) for v in pos_ref.values()])
+    all_pos_vig = np.concatenate([np.array(v) for v in pos_vig.values()])
+    t_r = threshold_at(all_pos_ref, np.concatenate(neg_ref))
+    t_v = threshold_at(all_pos_vig, np.concatenate(neg_vig))
+    table = []
+    print(f"{len(origs)} originals × {len(TRANSFORMS)} transforms = {nq} queries; "
+          f"{sum(len(x) for x in neg_ref):,} negative pairs; 99.99% precision thresholds: PDQ {t_r}, vigie signals {t_v}")  # fmt: skip
+    print(
+        f"{'transform':18} {'n':>4} | {'PDQ@P99.99':>10} {'PDQ@31':>7} | {'vigie@P99.99':>12} {'vigie prod':>10} {'false':>5} | goal"
+    )
+    for tname, rec in rows.items():
+        n = rec["n"]
+        r99 = float(np.mean(np.array(pos_ref[tname]) <= t_r))
+        v99 = float(np.mean(np.array(pos_vig[tname]) <= t_v))
+        goal = None if tname in OUT_OF_SCOPE else 0.95 if tname in HARD else 0.99
+        nb = max(rec["bankable"], 1)
+        met = None if goal is None else bool(max(v99, rec["vigie_prod"] / nb) >= goal)
+        row = {"transform": tname, "n": n, "pdq_recall_at_p9999": round(r99, 4), "pdq_recall_prod": round(rec["ref_prod"] / max(rec["bankable"], 1), 4),
+               "pdq_low_quality": rec["ref_low_quality"], "vigie_recall_at_p9999": round(v99, 4),
+               "vigie_recall_prod": round(rec["vigie_prod"] / max(rec["bankable"], 1), 4), "vigie_false_matches": rec["vigie_false"],
+               "vigie_low_quality": rec["vigie_low_quality"], "goal": goal, "goal_met": met}  # fmt: skip
+        table.append(row)
+        mark = "-" if met is None else "met" if met else "NOT met"
+        print(f"{tname:18} {n:>4} | {r99:>10.3f} {rec['ref_prod'] / nb:>7.3f} | {v99:>12.3f} {rec['vigie_prod'] / nb:>10.3f} {rec['vigie_false']:>5} | {goal or '-'} {mark}")  # fmt: skip
+    nbank = max(sum(r["bankable"] for r in rows.values()), 1)
+    overall = {
+        "queries": nq,
+        "negative_pairs": int(sum(len(x) for x in neg_ref)),
+        "pdq_threshold_at_p9999": t_r,
+        "vigie_threshold_at_p9999": t_v,
+        "pdq_recall_at_p9999": round(float(np.mean(all_pos_ref <= t_r)), 4),
+        "vigie_recall_at_p9999": round(float(np.mean(all_pos_vig <= t_v)), 4),
+        "bankable_queries": sum(r["bankable"] for r in rows.values()),
+        "pdq_recall_prod": round(sum(r["ref_prod"] for r in rows.values()) / nbank, 4),
+        "vigie_recall_prod": round(sum(r["vigie_prod"] for r in rows.values()) / nbank, 4),
+        "vigie_false_matches_prod": sum(r["vigie_false"] for r in rows.values()),
+        "reference_ms_per_query": round(t_ref / nq * 1000, 2),
+        "vigie_pipeline_ms_per_query": round(t_vig / nq * 1000, 2),
+    }
+    print(json.dumps(overall))
+    git = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"bench": "robustness", "commit": git, "overall": overall, "transforms": table}, indent=1)
+        + "\n"
+    )
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""Where the picture is inside a frame, letterbox bars or a screenshot, so its content can be hashed alone.
+
+Re-uploads often wrap an image: padding in any colour, letterbox bars, an app's bars and side panels. PDQ
+of the wrapped image is far from the original's (a 20% pad leaves ~1% recall at 99.99% precision), so the
+content rectangle is found on a small thumbnail and hashed as an extra query variant named ``trim``.
+
+Method: the colours of the outermost band of pixels (quantised) are the background candidates; a picture
+is a dense block of non-background pixels: rows where most pixels are not background, then, within those
+rows, columns where most are not. Text in a side panel is sparse and falls out. A box is accepted only
+when the background really surrounds it (most pixels outside the box are background) and it is neither a
+sliver nor almost the whole image, so an unframed photo normally gets no variant.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vigie.signals.pdq import hash_pixels
+
+THUMB = 192
+_Q = 16  # quantisation step per channel for background colours
+_TOL = 18  # a pixel within this (max channel difference) of a background colour is background
+
+
+def _runs(mask: np.ndarray, gap: int) -> tuple[int, int] | None:
+    """The longest run of True in a 1-D mask, bridging gaps of up to ``gap`` False values."""
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return None
+    best = (idx[0], idx[0])
+    start = prev = idx[0]
+    for i in idx[1:]:
+        if i - prev > gap + 1:
+            if prev - start > best[1] - best[0]:
+                best = (start, prev)
+            start = i
+        prev = i
+    if prev - start > best[1] - best[0]:
+        best = (start, prev)
+    return int(best[0]), int(best[1]) + 1
+
+
+def background_mask(rgb: np.ndarray) -> np.ndarray:
+    """Pixels whose colour is one of the frequent colours of the image's outer band (RGB or luma)."""
+    if rgb.ndim == 2:
+        rgb = rgb[:, :, None]
+    h, w, c = rgb.shape
+    b = max(2, min(h, w) // 40)
+    band = np.concatenate(
+        [
+            rgb[:b].reshape(-1, c),
+            rgb[-b:].reshape(-1, c),
+            rgb[:, :b].reshape(-1, c),
+            rgb[:, -b:].reshape(-1, c),
+        ]
+    ).astype(np.int16)
+    step, tol = (
+        (_Q, _TOL) if c == 3 else (_Q // 2, _TOL // 2)
+    )  # one channel: finer, or photos look like frames
+    q = (band // step).astype(np.int32)
+    keys = q[:, 0] * 256 + q[:, -1] * 16 + q[:, len(q[0]) // 2]
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    colours = [band[inverse == k].mean(axis=0) for k in np.flatnonzero(counts >= 0.08 * len(band))]
+    mask = np.zeros((h, w), dtype=bool)
+    px = rgb.astype(np.int16)
+    for colour in colours:
+        mask |= np.max(np.abs(px - colour), axis=2) <= tol
+    return mask
+
+
+def content_box(rgb: np.ndarray) -> tuple[float, float, float, float] | None:
+    """(left, top, right, bottom) of the framed picture as fractions of the size, or None if unframed."""
+    h, w = rgb.shape[:2]
+    if min(h, w) < 16:
+        return None
+    bg = background_mask(rgb)
+    rows = _runs((~bg).mean(axis=1) >= 0.3, gap=max(1, h // 50))
+    if rows is None:
+        return None
+    cols = _runs((~bg[rows[0] : rows[1]]).mean(axis=0) >= 0.25, gap=max(1, w // 50))
+    if cols is None:
+        return None
+    top, bottom = rows
+    left, right = cols
+    area = (bottom - top) * (right - left) / (h * w)
+    if not 0.12 <= area <= 0.95:
+        return None
+    outside = np.ones((h, w), dtype=bool)
+    outside[top:bottom, left:right] = False
+    if bg[outside].mean() < 0.8:  # what surrounds the box is not a frame
+        return None
+    return left / w, top / h, right / w, bottom / h
+
+
+def _same(lines: np.ndarray, colour: np.ndarray, tol: int) -> np.ndarray:
+    """For each line (n, length, c): whether 98% of its pixels are within ``tol`` of ``colour``."""
+    return (np.max(np.abs(lines.astype(np.int16) - colour), axis=2) <= tol).mean(axis=1) >= 0.98
+
+
+def _peel_side(a: np.ndarray, step: int, tol: int) -> int:
+    """How many outer lines of ``a`` (outermost first) are one colour: every ``step``-th, then exactly."""
+    colour = np.median(a[0], axis=0).astype(np.int16)
+    coarse = _same(a[::step], colour, tol)
+    n = int(np.argmin(coarse)) if not coarse.all() else len(coarse)
+    if n == 0:
+        return 0
+    lo = (n - 1) * step
+    fine = _same(a[lo : lo + step + 1], colour, tol)
+    return lo + (int(np.argmin(fine)) if not fine.all() else len(fine))
+
+
+def peel(px: np.ndarray, step: int = 1, tol: int = 12) -> tuple[int, int, int, int] | None:
+    """Exact box inside uniform bars or a frame: rows and columns peeled while they are one colour.
+
+    Works at full resolution and does not care what colours the picture holds (a dark photo between black
+    bars is still found), but needs each bar to be a single colour; ``content_box`` handles the rest.
+    """
+    a = px if px.ndim == 3 else px[:, :, None]
+    h, w = a.shape[:2]
+    t = a.transpose(1, 0, 2)
+    top, bottom = _peel_side(a, step, tol), h - _peel_side(a[::-1], step, tol)
+    left, right = _peel_side(t, step, tol), w - _peel_side(t[::-1], step, tol)
+    if bottom - top < h * 0.1 or right - left < w * 0.1:
+        return None
+    if max(top, h - bottom) < h * 0.02 and max(left, w - right) < w * 0.02:
+        return None
+    return left, top, right, bottom
+
+
+def trimmed_hashes(px: np.ndarray, full_size: tuple[int, int]) -> dict[str, str]:
+    """PDQ hashes of the picture inside bars or a frame (``trim``) and inside a screenshot-like layout
+    (``trim_inner``); empty for an unframed image.
+
+    ``px`` are the pixels PDQ hashing already decoded (reduced luma for large JPEGs, or RGB) of an image
+    of ``full_size``: bars are peeled at that resolution and a picture is searched on a strided view, so an
+    unframed image costs about a millisecond and nothing is decoded twice. Both boxes are kept when they
+    differ: a photo whose own edge is plain can fool the second search, never the first.
+    """
+    h, w = px.shape[:2]
+    step = max(1, max(h, w) // THUMB)
+    boxes: dict[str, tuple[int, int, int, int]] = {}
+    x0, y0, x1, y1 = peel(px, step) or (0, 0, w, h)
+    if (x0, y0, x1, y1) != (0, 0, w, h):
+        boxes["trim"] = (x0, y0, x1, y1)
+    inner = px[y0:y1, x0:x1]
+    frac = content_box(inner[::step, ::step])
+    if frac is not None:
+        ih, iw = inner.shape[:2]
+        coarse = (round(frac[0] * iw), round(frac[1] * ih), round(frac[2] * iw), round(frac[3] * ih))
+        bx = _refine(inner, coarse, step)
+        boxes["trim_inner"] = (x0 + bx[0], y0 + bx[1], x0 + bx[2], y0 + bx[3])
+    out: dict[str, str] = {}
+    kx, ky = full_size[0] / w, full_size[1] / h
+    for name, (a0, b0, a1, b1) in boxes.items():
+        hsh = hash_pixels(px[b0:b1, a0:a1], (round((a1 - a0) * kx), round((b1 - b0) * ky)))
+        if hsh.quality > 0 and hsh.hex not in out.values():
+            out[name] = hsh.hex
+    return out
+
+
+def _refine(px: np.ndarray, box: tuple[int, int, int, int], step: int) -> tuple[int, int, int, int]:
+    """Each edge of a box found on a strided view, moved to the exact line where the picture starts."""
+    if step == 1:
+        return box
+    x0, y0, x1, y1 = box
+    h, w = px.shape[:2]
+    bg = background_mask(
+        px[max(0, y0 - 2 * step) : min(h, y1 + 2 * step), max(0, x0 - 2 * step) : min(w, x1 + 2 * step)]
+    )
+    oy, ox = max(0, y0 - 2 * step), max(0, x0 - 2 * step)
+    rows = (~bg[:, x0 - ox : x1 - ox]).mean(axis=1) >= 0.5
+    cols = (~bg[y0 - oy : y1 - oy]).mean(axis=0) >= 0.5
+
+    def first(mask: np.ndarray, lo: int, hi: int) -> int | None:
+        idx = np.flatnonzero(mask[max(0, lo) : max(0, hi)])
+        return int(idx[0]) + max(0, lo) if idx.size else None
+
+    def last(mask: np.ndarray, lo: int, hi: int) -> int | None:
+        idx = np.flatnonzero(mask[max(0, lo) : max(0, hi)])
+        return int(idx[-1]) + max(0, lo) + 1 if idx.size else None
+
+    ny0 = first(rows, y0 - oy - step, y0 - oy + step)
+    ny1 = last(rows, y1 - oy - step, y1 - oy + step)
+    nx0 = first(cols, x0 - ox - step, x0 - ox + step)
+    nx1 = last(cols, x1 - ox - step, x1 - ox + step)
+    return (
+        x0 if nx0 is None else nx0 + ox,
+        y0 if ny0 is None else ny0 + oy,
+        x1 if nx1 is None else nx1 + ox,
+        y1 if ny1 is None else ny1 + oy,
+    )

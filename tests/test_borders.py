@@ -1,0 +1,111 @@
+"""Framed, letterboxed and screenshotted copies match their original through the ``trim`` variants."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+from vigie.banks import BankStore, EntryIn
+from vigie.banks.matcher import Matcher
+from vigie.media import Item
+from vigie.pipeline import PipelineContext, process_item
+from vigie.settings import MediaLimits
+from vigie.signals import hash_item
+from vigie.signals.borders import content_box, peel
+from vigie.signals.pdq import distance
+from vigie.store import open_db
+
+LIMITS = MediaLimits()
+
+
+def jpeg(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+def load(p: Path, side: int = 900) -> Image.Image:
+    im = Image.open(p).convert("RGB")
+    im.thumbnail((side, side))
+    return im
+
+
+def screenshot(im: Image.Image) -> Image.Image:
+    """The photo inside an app layout: dark bars, a light margin and a side panel of text."""
+    w, h = im.size
+    canvas = Image.new("RGB", (int(w * 1.6), int(h * 1.4)), (245, 245, 247))
+    d = ImageDraw.Draw(canvas)
+    d.rectangle((0, 0, canvas.width, int(h * 0.1)), fill=(30, 30, 36))
+    d.rectangle((0, canvas.height - int(h * 0.1), canvas.width, canvas.height), fill=(30, 30, 36))
+    for i in range(5):
+        d.text((w + 40, int(h * 0.25) + i * 40), f"comment {i}: lovely", fill=(70, 70, 70))
+    canvas.paste(im, (20, int(h * 0.2)))
+    return canvas
+
+
+WRAPS = {
+    "pad_black_20": lambda im: ImageOps.expand(im, border=(im.width // 5, im.height // 5), fill=(0, 0, 0)),
+    "pad_white_30": lambda im: ImageOps.expand(
+        im, border=(im.width * 3 // 10, im.height * 3 // 10), fill="white"
+    ),
+    "frame_blue_50": lambda im: ImageOps.expand(
+        im, border=(im.width // 2, im.height // 2), fill=(30, 60, 150)
+    ),
+    "letterbox": lambda im: ImageOps.pad(im, (im.width, int(im.width * 1.2)), color=(0, 0, 0)),
+    "screenshot": screenshot,
+}
+
+
+@pytest.mark.parametrize("wrap", sorted(WRAPS))
+def test_wrapped_copy_yields_a_trim_hash_near_the_original(photos: list[Path], wrap: str) -> None:
+    hits = 0
+    for p in photos[:6]:
+        im = load(p)
+        orig = hash_item(Item("o.jpg", jpeg(im), "image/jpeg"), LIMITS)
+        q = hash_item(Item("q.jpg", jpeg(WRAPS[wrap](im)), "image/jpeg"), LIMITS, dihedral=True)
+        assert distance(q.pdq or "", orig.pdq or "") > 31  # plain PDQ misses it
+        if any(distance(v, orig.pdq or "") <= 31 for v in (q.pdq_extra or {}).values()):
+            hits += 1
+    assert hits >= 5, f"{wrap}: {hits}/6"
+
+
+def test_unframed_photos_rarely_get_a_box_and_peel_finds_exact_bars(photos: list[Path]) -> None:
+    boxes = sum(content_box(np.asarray(load(p, 192))) is not None for p in photos)
+    # a photo with plain edges can look framed: that costs one extra hash, never a false match (tested below)
+    assert boxes <= len(photos) // 3
+    im = load(photos[0], 400)
+    padded = np.asarray(ImageOps.expand(im, border=(37, 11, 37, 11), fill=(0, 0, 0)))
+    assert peel(padded) == (37, 11, 37 + im.width, 11 + im.height)
+
+
+def test_end_to_end_match_names_the_trim_and_unrelated_photos_stay_unmatched(
+    db_url: str, photos: list[Path]
+) -> None:
+    store = BankStore(open_db(db_url))
+    store.create_bank("known")
+    known = photos[:8]
+    entries = []
+    for p in known:
+        s = hash_item(Item(p.name, jpeg(load(p)), "image/jpeg"), LIMITS)
+        entries.append(EntryIn("pdq", s.pdq or "", external_id=p.name))
+    store.add_entries("known", entries)
+    ctx = PipelineContext(limits=LIMITS, matcher=Matcher.open(store.db))
+    res = process_item(Item("q.jpg", jpeg(WRAPS["pad_white_30"](load(known[2]))), "image/jpeg"), ctx)
+    assert [m["labels"]["external_id"] for m in res.matches] == [known[2].name]
+    assert res.matches[0]["transform"] in {"trim", "trim_inner"}
+    for p in photos[8:]:  # other photos, plain and wrapped: no false match
+        for im in (load(p), WRAPS["screenshot"](load(p)), WRAPS["frame_blue_50"](load(p))):
+            assert process_item(Item("x.jpg", jpeg(im), "image/jpeg"), ctx).matches == []
+
+
+def test_flat_and_tiny_images_are_low_quality_and_never_crash() -> None:
+    for im in (Image.new("RGB", (640, 480), (120, 30, 30)), Image.new("RGB", (12, 9), (5, 5, 5))):
+        s = hash_item(Item("f.jpg", jpeg(im), "image/jpeg"), LIMITS, dihedral=True)
+        assert s.error is None and (s.pdq_quality or 0) < 50 and not s.pdq_extra
+    framed_flat = ImageOps.expand(Image.new("RGB", (300, 200), (200, 200, 200)), border=60, fill=(0, 0, 0))
+    s = hash_item(Item("g.jpg", jpeg(framed_flat), "image/jpeg"), LIMITS, dihedral=True)
+    assert s.error is None and not s.pdq_extra  # the flat picture inside the frame has nothing to hash
