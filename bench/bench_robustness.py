@@ -34,6 +34,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from robustness import HARD, OUT_OF_SCOPE, TRANSFORMS
+from vigie.banks.ingest import derived_hashes
 from vigie.banks.matcher import Matcher
 from vigie.media import Item, sniff
 from vigie.pipeline import PipelineContext, process_item
@@ -131,7 +132,15 @@ def main() -> int:
     vig_sigs = [
         hash_item(Item(n, d, "image/jpeg"), limits) for (n, _, _), d in zip(origs, orig_bytes, strict=True)
     ]
-    vig_orig = np.stack([hexbits(s.pdq or "0" * 64) for s in vig_sigs])
+    # what vigie holds per original: its PDQ plus the derived crop/tilt PDQs `vigie bank add` stores
+    vig_hashes: list[np.ndarray] = []
+    vig_owner: list[int] = []
+    for k, (s, d) in enumerate(zip(vig_sigs, orig_bytes, strict=True)):
+        for h in [s.pdq or "0" * 64, *derived_hashes(d, limits).values()]:
+            vig_hashes.append(hexbits(h))
+            vig_owner.append(k)
+    vig_orig = np.stack(vig_hashes)
+    owner = np.array(vig_owner)
     bankable = np.array([(s.pdq_quality or 0) >= 50 for s in vig_sigs])  # vigie bank add keeps PDQ >= 50
     matcher = Matcher.open(open_db(f"sqlite:///{work / 'home' / 'vigie.db'}"))
     ctx = PipelineContext(limits=limits, matcher=matcher)
@@ -173,7 +182,9 @@ def main() -> int:
                 [sig.pdq, *(sig.pdq_dihedral or [])[1:], *(sig.pdq_extra or {}).values()] if sig.pdq else []
             )
             if variants:
-                d_vig = distances(np.stack([hexbits(v) for v in variants]), vig_orig).min(axis=0)
+                per_hash = distances(np.stack([hexbits(v) for v in variants]), vig_orig).min(axis=0)
+                d_vig = np.full(len(origs), 256)
+                np.minimum.at(d_vig, owner, per_hash)
             else:
                 d_vig = np.full(len(origs), 256)
             pos_vig.setdefault(tname, []).append(int(d_vig[i]))

@@ -109,3 +109,39 @@ def test_flat_and_tiny_images_are_low_quality_and_never_crash() -> None:
     framed_flat = ImageOps.expand(Image.new("RGB", (300, 200), (200, 200, 200)), border=60, fill=(0, 0, 0))
     s = hash_item(Item("g.jpg", jpeg(framed_flat), "image/jpeg"), LIMITS, dihedral=True)
     assert s.error is None and not s.pdq_extra  # the flat picture inside the frame has nothing to hash
+
+
+def test_bank_add_stores_derived_crops_and_tilts_that_match_once(
+    db_url: str, photos: list[Path], tmp_path: Path
+) -> None:
+    """Entries made from media carry derived crop/tilt PDQs: a cropped or tilted copy matches its item
+    once, naming the transform; exports keep only the hashes of the files themselves."""
+    from vigie.banks.ingest import DERIVED, entries_for_paths
+
+    store = BankStore(open_db(db_url))
+    store.create_bank("known")
+    folder = tmp_path / "known"
+    folder.mkdir()
+    for p in photos[:6]:
+        (folder / p.name).write_bytes(jpeg(load(p)))
+    got = list(entries_for_paths([folder], store.get_bank("known"), LIMITS, {"category": "stand-in"}))
+    entries = [e for e in got if isinstance(e, EntryIn)]
+    derived = [e for e in entries if (e.extra or {}).get("derived")]
+    assert {(e.extra or {})["derived"] for e in derived} <= set(DERIVED) and len(derived) >= 6 * 8
+    store.add_entries("known", entries)
+    ctx = PipelineContext(limits=LIMITS, matcher=Matcher.open(store.db))
+    im = load(photos[3])
+    w, h = im.size
+    for copy in (
+        im.crop((w // 10, h // 10, w - w // 10, h - h // 10)),  # 10% off every side
+        im.crop((w // 10, h // 10, w, h)),  # off-centre
+        im.rotate(3, resample=Image.Resampling.BILINEAR),
+    ):
+        res = process_item(Item("c.jpg", jpeg(copy), "image/jpeg"), ctx)
+        pdq = [m for m in res.matches if m["signal"] == "pdq"]
+        assert len(pdq) == 1 and pdq[0]["labels"]["external_id"].endswith(photos[3].name), res.matches
+        assert pdq[0]["transform"] in DERIVED or "+" in pdq[0]["transform"]
+    out = io.StringIO()
+    assert store.export("known", "csv", out) == 6 * 4  # md5, sha1, sha256, pdq per file; no derived rows
+    for p in photos[6:12]:
+        assert process_item(Item("x.jpg", jpeg(load(p).rotate(3)), "image/jpeg"), ctx).matches == []

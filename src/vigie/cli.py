@@ -190,36 +190,25 @@ def bank_add(
         bool | None, typer.Option("--ai-generated/--not-ai-generated", help="Known synthetic or not.")
     ] = None,
     note: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    derived: Annotated[
+        bool, typer.Option("--derived/--no-derived", help="Also store PDQ of standard crops and small tilts.")
+    ] = True,
 ) -> None:
-    """Hash media files and add their md5, sha1, sha256 and PDQ as entries of one bank."""
-    from vigie.banks import EntryIn
-    from vigie.media import list_inputs
-    from vigie.signals import hash_path
+    """Hash media files and add their md5, sha1, sha256 and PDQ (and derived crop and tilt PDQs) to a bank."""
+    from vigie.banks.ingest import entries_for_paths
 
     s = _settings()
     store = _store()
     bank = store.get_bank(name)
+    labels = {"source": source, "category": category, "ai_generated": ai_generated, "note": note}
     entries: list[Any] = []
     skipped = 0
-    for path in list_inputs(files):
-        for sig in hash_path(path, s.limits, vpdq_fps=s.vpdq_fps):
-            if not sig.sha256:
-                console.print(f"[yellow]skipped[/] {sig.path}: {sig.error}")
-                skipped += 1
-                continue
-            labels = {
-                "source": source,
-                "category": category,
-                "ai_generated": ai_generated,
-                "external_id": sig.path,
-                "note": note,
-            }
-            for st in ("md5", "sha1", "sha256"):
-                entries.append(EntryIn(signal_type=st, value=getattr(sig, st), **labels))
-            if sig.pdq and (sig.pdq_quality or 0) >= bank.pdq_min_quality:
-                entries.append(EntryIn(signal_type="pdq", value=sig.pdq, **labels))
-            elif sig.pdq:
-                console.print(f"[yellow]no PDQ entry[/] for {sig.path}: quality {sig.pdq_quality} too low")
+    for got in entries_for_paths(files, bank, s.limits, labels, derived=derived):
+        if isinstance(got, str):
+            console.print(f"[yellow]{got}[/]")
+            skipped += got.startswith("skipped")
+        else:
+            entries.append(got)
     n = store.add_entries(name, entries)
     out.print(f"added {n} entries to [bold]{name}[/]" + (f", {skipped} file(s) skipped" if skipped else ""))
 

@@ -291,7 +291,11 @@ class Matcher:
                 dist > b.pdq_threshold or (quality is not None and quality < b.pdq_min_quality)
             ):
                 continue
+            derived = (e.extra or {}).get("derived")
+            if derived:  # a crop or tilt of a media entry: reported as a match of that item
+                transform = f"{transform}+{derived}" if transform else str(derived)
             found.append(Match(b.name, b.kind, st, dist, str(eid), e.value, e.labels(), transform))
+        found = _one_per_item(found)
         allow = [m for m in found if m.bank_kind == "allow"]
         result = MatchResult()
         allow_exact = any(m.signal != "pdq" for m in allow)
@@ -307,3 +311,19 @@ class Matcher:
         result.matches.sort(key=key)
         result.suppressed.sort(key=key)
         return result
+
+
+def _one_per_item(found: list[Match]) -> list[Match]:
+    """PDQ matches of an item's own and derived signals collapse to the closest (an item is named once)."""
+    best: dict[tuple[str, str], Match] = {}
+    out: list[Match] = []
+    for m in found:
+        item = m.labels.get("of") or m.labels.get("external_id")
+        if m.signal != "pdq" or not item:
+            out.append(m)
+            continue
+        key = (m.bank, str(item))
+        cur = best.get(key)
+        if cur is None or (m.distance, m.transform is not None) < (cur.distance, cur.transform is not None):
+            best[key] = m
+    return out + list(best.values())

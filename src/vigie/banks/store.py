@@ -231,7 +231,10 @@ class BankStore:
         from vigie.banks.formats import get_format
 
         _, write = get_format(fmt)
-        return write(self.iter_entries(bank), out)
+        own = (
+            e for e in self.iter_entries(bank) if not (e.extra or {}).get("derived")
+        )  # vigie's search aids stay
+        return write(own, out)
 
 
 def entry_out(r: Entry) -> EntryOut:

@@ -1,0 +1,131 @@
+"""Bank entries from media files: cryptographic hashes, PDQ, and derived PDQ signals for crops and tilts.
+
+A re-upload cropped by a few percent, or turned by a few degrees, is far from the original's PDQ (Thorn
+measured 9% recall at 99.99% precision for a 5% crop) and cannot be undone from the query side. When a bank
+entry is made from the media itself, the standard crops and small rotations of it are hashed too and stored
+as *derived* entries of the same item (``extra = {"derived": "<transform>", "of": <external id>}``): the
+matcher reports a hit on one as a match of the item, naming the transform; exports leave them out, since
+they are vigie's own search aids rather than hashes anyone vouched for. Entries imported from hash lists
+have no media, hence no derived signals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from vigie.banks.model import BankInfo, EntryIn
+from vigie.media import Item, decode_errors, open_image
+from vigie.settings import MediaLimits
+from vigie.signals import hash_item
+from vigie.signals.pdq import hash_array
+
+MIN_QUALITY = 50
+
+
+def _crop(left: float, top: float, right: float, bottom: float) -> Callable[[Image.Image], Image.Image]:
+    return lambda im: im.crop(
+        (
+            round(im.width * left),
+            round(im.height * top),
+            round(im.width * (1 - right)),
+            round(im.height * (1 - bottom)),
+        )
+    )
+
+
+def _rotate(deg: float, crop: bool = False) -> Callable[[Image.Image], Image.Image]:
+    """A small tilt, corners filled black, or cropped to the largest centred box without them."""
+
+    def f(im: Image.Image) -> Image.Image:
+        out = im.rotate(deg, resample=Image.Resampling.BILINEAR, expand=False)
+        if crop:
+            t = abs(np.tan(np.radians(deg)))
+            dx, dy = round(im.height * t / 2 + 2), round(im.width * t / 2 + 2)
+            out = out.crop((dx, dy, im.width - dx, im.height - dy))
+        return out
+
+    return f
+
+
+#: What a re-upload most often does that PDQ cannot see through: centred crops, crops from one corner,
+#: and small tilts (corners filled black, as an editor leaves them).
+DERIVED: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "crop_c05": _crop(0.05, 0.05, 0.05, 0.05),
+    "crop_c10": _crop(0.10, 0.10, 0.10, 0.10),
+    "crop_c15": _crop(0.15, 0.15, 0.15, 0.15),
+    "crop_tl10": _crop(0.10, 0.10, 0.0, 0.0),
+    "crop_tr10": _crop(0.0, 0.10, 0.10, 0.0),
+    "crop_bl10": _crop(0.10, 0.0, 0.0, 0.10),
+    "crop_br10": _crop(0.0, 0.0, 0.10, 0.10),
+    "rotate_+3": _rotate(3),
+    "rotate_-3": _rotate(-3),
+    "rotate_+3c": _rotate(3, crop=True),
+    "rotate_-3c": _rotate(-3, crop=True),
+}
+
+
+def derived_hashes(data: bytes, limits: MediaLimits) -> dict[str, str]:
+    """PDQ of each :data:`DERIVED` transform of an image (quality below the bank minimum is skipped)."""
+    with open_image(data, limits) as im, decode_errors():
+        im.draft("RGB", (1024, 1024))  # a ~1 MP working copy is plenty for 64×64 PDQ
+        base = im.convert("RGB")
+    base.thumbnail((1024, 1024))
+    out: dict[str, str] = {}
+    for name, fn in DERIVED.items():
+        h = hash_array(np.asarray(fn(base)))
+        if h.quality >= MIN_QUALITY:
+            out[name] = h.hex
+    return out
+
+
+def entries_for_items(
+    items: Iterable[Item], bank: BankInfo, limits: MediaLimits, labels: dict[str, Any], derived: bool = True
+) -> Iterator[EntryIn | str]:
+    """Entries for each item (crypto, PDQ, derived PDQ), or a message string for an item that was skipped."""
+    for item in items:
+        sig = hash_item(item, limits)
+        if not sig.sha256:
+            yield f"skipped {sig.path}: {sig.error}"
+            continue
+        own = {**labels, "external_id": labels.get("external_id") or sig.path}
+        for st in ("md5", "sha1", "sha256"):
+            yield EntryIn(signal_type=st, value=getattr(sig, st), **own)
+        if not sig.pdq:
+            continue
+        if (sig.pdq_quality or 0) < bank.pdq_min_quality:
+            yield f"no PDQ entry for {sig.path}: quality {sig.pdq_quality} too low"
+            continue
+        yield EntryIn(signal_type="pdq", value=sig.pdq, **own)
+        if derived:
+            try:
+                extras = derived_hashes(item.data, limits)
+            except Exception as exc:  # the main entries stand; derived ones are an aid
+                yield f"no derived signals for {sig.path}: {exc}"
+                continue
+            for name, value in extras.items():
+                if value != sig.pdq:
+                    yield EntryIn(
+                        signal_type="pdq",
+                        value=value,
+                        **own,
+                        extra={"derived": name, "of": own["external_id"]},
+                    )
+
+
+def entries_for_paths(
+    paths: Iterable[Path], bank: BankInfo, limits: MediaLimits, labels: dict[str, Any], derived: bool = True
+) -> Iterator[EntryIn | str]:
+    """:func:`entries_for_items` over files, folders and archives (archive members included)."""
+    from vigie.media import iter_file, list_inputs
+
+    for path in list_inputs(list(paths)):
+        for got in iter_file(path, limits):
+            if isinstance(got, Item):
+                yield from entries_for_items([got], bank, limits, labels, derived)
+            else:
+                yield f"skipped {got.path}: {got.reason}: {got.message}"
