@@ -203,7 +203,7 @@ def bank_add(
     labels = {"source": source, "category": category, "ai_generated": ai_generated, "note": note}
     entries: list[Any] = []
     skipped = 0
-    for got in entries_for_paths(files, bank, s.limits, labels, derived=derived):
+    for got in entries_for_paths(files, bank, s.limits, labels, derived=derived, vpdq_fps=s.vpdq_fps):
         if isinstance(got, str):
             console.print(f"[yellow]{got}[/]")
             skipped += got.startswith("skipped")

@@ -104,6 +104,13 @@ def process_item(item: Item, ctx: PipelineContext) -> ItemResult:
     )
     if ctx.matcher is not None:
         out.matches, out.suppressed = _match_dicts(ctx.matcher, sig)
+        if sig.vpdq:
+            from vigie.banks.video import video_matches
+
+            out.matches += [
+                {**m.to_json(), "bank_kind": m.bank_kind, "transform": m.transform}
+                for m in video_matches(ctx.matcher, sig.vpdq)
+            ]
     if ctx.analyzers:
         findings = analyze_item(item, ctx.analyzers)
         out.findings = [f.to_dict() for f in findings]

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from vigie.banks.model import BankInfo, EntryIn
+from vigie.banks.video import distinct_frames
 from vigie.media import Item, decode_errors, open_image
 from vigie.settings import MediaLimits
 from vigie.signals import hash_item
@@ -84,17 +85,35 @@ def derived_hashes(data: bytes, limits: MediaLimits) -> dict[str, str]:
 
 
 def entries_for_items(
-    items: Iterable[Item], bank: BankInfo, limits: MediaLimits, labels: dict[str, Any], derived: bool = True
+    items: Iterable[Item],
+    bank: BankInfo,
+    limits: MediaLimits,
+    labels: dict[str, Any],
+    derived: bool = True,
+    vpdq_fps: float = 1.0,
 ) -> Iterator[EntryIn | str]:
     """Entries for each item (crypto, PDQ, derived PDQ), or a message string for an item that was skipped."""
     for item in items:
-        sig = hash_item(item, limits)
+        sig = hash_item(item, limits, vpdq_fps=vpdq_fps)
         if not sig.sha256:
             yield f"skipped {sig.path}: {sig.error}"
             continue
         own = {**labels, "external_id": labels.get("external_id") or sig.path}
         for st in ("md5", "sha1", "sha256"):
             yield EntryIn(signal_type=st, value=getattr(sig, st), **own)
+        if sig.vpdq is not None:  # a video: its distinct frames, for bag-of-frames matching
+            frames = distinct_frames(sig.vpdq, bank.pdq_min_quality)
+            if not frames:
+                yield f"no frame entries for {sig.path}: no frame reaches quality {bank.pdq_min_quality}"
+            for f in frames:
+                extra = {
+                    "derived": "frame",
+                    "of": own["external_id"],
+                    "t": round(f.seconds, 3),
+                    "frames": len(frames),
+                }
+                yield EntryIn(signal_type="pdq", value=f.pdq, **own, extra=extra)
+            continue
         if not sig.pdq:
             continue
         if (sig.pdq_quality or 0) < bank.pdq_min_quality:
@@ -118,7 +137,12 @@ def entries_for_items(
 
 
 def entries_for_paths(
-    paths: Iterable[Path], bank: BankInfo, limits: MediaLimits, labels: dict[str, Any], derived: bool = True
+    paths: Iterable[Path],
+    bank: BankInfo,
+    limits: MediaLimits,
+    labels: dict[str, Any],
+    derived: bool = True,
+    vpdq_fps: float = 1.0,
 ) -> Iterator[EntryIn | str]:
     """:func:`entries_for_items` over files, folders and archives (archive members included)."""
     from vigie.media import iter_file, list_inputs
@@ -126,6 +150,6 @@ def entries_for_paths(
     for path in list_inputs(list(paths)):
         for got in iter_file(path, limits):
             if isinstance(got, Item):
-                yield from entries_for_items([got], bank, limits, labels, derived)
+                yield from entries_for_items([got], bank, limits, labels, derived, vpdq_fps)
             else:
                 yield f"skipped {got.path}: {got.reason}: {got.message}"
