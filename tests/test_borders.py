@@ -145,3 +145,35 @@ def test_bank_add_stores_derived_crops_and_tilts_that_match_once(
     assert store.export("known", "csv", out) == 6 * 4  # md5, sha1, sha256, pdq per file; no derived rows
     for p in photos[6:12]:
         assert process_item(Item("x.jpg", jpeg(load(p).rotate(3)), "image/jpeg"), ctx).matches == []
+
+
+def test_verifier_promotes_tilted_and_overlaid_copies_with_geometric_evidence(
+    db_url: str, photos: list[Path], tmp_path: Path
+) -> None:
+    """Copies beyond PDQ's reach (a 6° tilt, a large logo) match only when ORB keypoints verify under one
+    similarity transform; the match says so, with inliers and the estimated rotation."""
+    pytest.importorskip("cv2")
+    from vigie.banks.ingest import entries_for_paths
+
+    store = BankStore(open_db(db_url))
+    store.create_bank("known")
+    folder = tmp_path / "known"
+    folder.mkdir()
+    for p in photos[:6]:
+        (folder / p.name).write_bytes(jpeg(load(p)))
+    got = entries_for_paths([folder], store.get_bank("known"), LIMITS, {})
+    store.add_entries("known", [e for e in got if isinstance(e, EntryIn)])
+    out = io.StringIO()
+    store.export("known", "csv", out)
+    assert "features" not in out.getvalue()  # local features are vigie's own data, never exported
+    ctx = PipelineContext(limits=LIMITS, matcher=Matcher.open(store.db))
+    im = load(photos[1])
+    tilted = im.rotate(6, resample=Image.Resampling.BILINEAR)
+    res = process_item(Item("t.jpg", jpeg(tilted), "image/jpeg"), ctx)
+    [m] = [x for x in res.matches if x["signal"] == "pdq"]
+    assert m["transform"] == "verified" and m["labels"]["external_id"].endswith(photos[1].name)
+    ev = m["verification"]
+    assert ev["inliers"] >= 25 and abs(abs(ev["rotation_deg"]) - 6) <= 1.5 and "features" not in m["labels"]
+    for p in photos[6:14]:  # unrelated photos, tilted too: never verified
+        q = load(p).rotate(6, resample=Image.Resampling.BILINEAR)
+        assert process_item(Item("u.jpg", jpeg(q), "image/jpeg"), ctx).matches == []

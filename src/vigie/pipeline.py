@@ -104,6 +104,10 @@ def process_item(item: Item, ctx: PipelineContext) -> ItemResult:
     )
     if ctx.matcher is not None:
         out.matches, out.suppressed = _match_dicts(ctx.matcher, sig)
+        if sig.pdq and not any(m["signal"] == "pdq" for m in out.matches + out.suppressed):
+            from vigie.banks.verify import verified_matches
+
+            out.matches += verified_matches(ctx.matcher, item.data, sig, ctx.limits)
         if sig.vpdq:
             from vigie.banks.video import video_matches
 

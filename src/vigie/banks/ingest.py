@@ -22,7 +22,7 @@ from vigie.banks.model import BankInfo, EntryIn
 from vigie.banks.video import distinct_frames
 from vigie.media import Item, decode_errors, open_image
 from vigie.settings import MediaLimits
-from vigie.signals import hash_item
+from vigie.signals import features, hash_item
 from vigie.signals.pdq import hash_array
 
 MIN_QUALITY = 50
@@ -72,8 +72,13 @@ DERIVED: dict[str, Callable[[Image.Image], Image.Image]] = {
 
 def derived_hashes(data: bytes, limits: MediaLimits) -> dict[str, str]:
     """PDQ of each :data:`DERIVED` transform of an image (quality below the bank minimum is skipped)."""
+    return media_aids(data, limits)[0]
+
+
+def media_aids(data: bytes, limits: MediaLimits) -> tuple[dict[str, str], str | None]:
+    """Derived PDQs and packed local features (None without OpenCV) of an image, from one decode."""
     with open_image(data, limits) as im, decode_errors():
-        im.draft("RGB", (1024, 1024))  # a ~1 MP working copy is plenty for 64×64 PDQ
+        im.draft("RGB", (1024, 1024))  # a ~1 MP working copy is plenty for 64×64 PDQ and 512 px features
         base = im.convert("RGB")
     base.thumbnail((1024, 1024))
     out: dict[str, str] = {}
@@ -81,7 +86,8 @@ def derived_hashes(data: bytes, limits: MediaLimits) -> dict[str, str]:
         h = hash_array(np.asarray(fn(base)))
         if h.quality >= MIN_QUALITY:
             out[name] = h.hex
-    return out
+    feats = features.extract(np.asarray(base.convert("L")))
+    return out, feats.pack() if feats is not None and len(feats.points) else None
 
 
 def entries_for_items(
@@ -119,21 +125,21 @@ def entries_for_items(
         if (sig.pdq_quality or 0) < bank.pdq_min_quality:
             yield f"no PDQ entry for {sig.path}: quality {sig.pdq_quality} too low"
             continue
-        yield EntryIn(signal_type="pdq", value=sig.pdq, **own)
-        if derived:
-            try:
-                extras = derived_hashes(item.data, limits)
-            except Exception as exc:  # the main entries stand; derived ones are an aid
-                yield f"no derived signals for {sig.path}: {exc}"
-                continue
-            for name, value in extras.items():
-                if value != sig.pdq:
-                    yield EntryIn(
-                        signal_type="pdq",
-                        value=value,
-                        **own,
-                        extra={"derived": name, "of": own["external_id"]},
-                    )
+        if not derived:
+            yield EntryIn(signal_type="pdq", value=sig.pdq, **own)
+            continue
+        try:
+            extras, packed = media_aids(item.data, limits)
+        except Exception as exc:  # the main entry stands; derived signals are an aid
+            yield EntryIn(signal_type="pdq", value=sig.pdq, **own)
+            yield f"no derived signals for {sig.path}: {exc}"
+            continue
+        yield EntryIn(signal_type="pdq", value=sig.pdq, **own, extra={"features": packed} if packed else None)
+        for name, value in extras.items():
+            if value != sig.pdq:
+                yield EntryIn(
+                    signal_type="pdq", value=value, **own, extra={"derived": name, "of": own["external_id"]}
+                )
 
 
 def entries_for_paths(

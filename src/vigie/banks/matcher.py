@@ -268,6 +268,60 @@ class Matcher:
         rows = self._entries(all_ids) if all_ids else {}
         return [self._judge(h, items[i].get("pdq_quality"), rows, banks) for i, h in enumerate(hits)]
 
+    def verify_candidates(self, hexes: Sequence[str], radius: int, limit: int) -> list[tuple[int, int]]:
+        """Nearest (entry id, distance) among PDQ entries that carry local features, within ``radius``.
+
+        An entry's derived crops and tilts count as its own hashes here. Those entries (media-added ones)
+        are few next to a whole bank, so they are kept apart and searched by brute force; the set is
+        reloaded when the matcher has applied bank changes.
+        """
+        owners, codes = self._verifiable()
+        if not len(owners):
+            return []
+        q = _decode(list(hexes), 32)
+        d = np.unpackbits(np.bitwise_xor(q[:, None, :], codes[None, :, :]), axis=2).sum(axis=2).min(axis=0)
+        uniq, inv = np.unique(owners, return_inverse=True)
+        best = np.full(len(uniq), 256)
+        np.minimum.at(best, inv, d)
+        order = np.argsort(best, kind="stable")[:limit]
+        return [(int(uniq[i]), int(best[i])) for i in order if best[i] <= radius]
+
+    def _verifiable(self) -> tuple[np.ndarray, np.ndarray]:
+        stamp = (self.last_seq, len(self._seen))
+        if getattr(self, "_verif_stamp", None) != stamp:
+            with self.db.session() as s:
+                rows = s.execute(
+                    sa.select(Entry.id, Entry.bank_id, Entry.external_id, Entry.value, Entry.extra).where(
+                        Entry.signal_type == "pdq", Entry.enabled.is_(True), Entry.extra.is_not(None)
+                    )
+                ).all()
+            main = {
+                (b, x): i for i, b, x, _, extra in rows if isinstance(extra, dict) and extra.get("features")
+            }
+            keep: list[tuple[int, str]] = []
+            for i, b, _x, v, extra in rows:
+                if not isinstance(extra, dict):
+                    continue
+                owner = (
+                    i
+                    if extra.get("features")
+                    else main.get((b, extra.get("of")))
+                    if extra.get("derived")
+                    else None
+                )
+                if owner is not None:
+                    keep.append((owner, v))
+            self._verif = (
+                np.array([i for i, _ in keep], dtype=np.int64),
+                _decode([v for _, v in keep], 32) if keep else np.zeros((0, 32), np.uint8),
+            )
+            self._verif_stamp = stamp
+        return self._verif
+
+    def entries(self, ids: Iterable[int]) -> dict[int, Any]:
+        """Entries by id, as :class:`EntryOut` (the matcher's view of the database)."""
+        return self._entries(ids)
+
     def _entries(self, ids: Iterable[int]) -> dict[int, Any]:
         with self.db.session() as s:
             return {r.id: entry_out(r) for r in s.scalars(sa.select(Entry).where(Entry.id.in_(list(ids))))}

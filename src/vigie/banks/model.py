@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 LABEL_FIELDS = ("source", "category", "ai_generated", "external_id", "note")
+INTERNAL_EXTRA = frozenset({"features"})
+"""Keys of ``extra`` that are vigie's own search data: never labels, never exported."""
 
 
 @dataclass
@@ -33,7 +35,7 @@ class EntryOut(EntryIn):
     def labels(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: getattr(self, k) for k in LABEL_FIELDS}
         if self.extra:
-            out.update({k: v for k, v in self.extra.items() if k not in out})
+            out.update({k: v for k, v in self.extra.items() if k not in out and k not in INTERNAL_EXTRA})
         return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vigie.banks.model import BankInfo, EntryIn, EntryOut
+from vigie.banks.model import INTERNAL_EXTRA, BankInfo, EntryIn, EntryOut
 from vigie.errors import ConflictError, ImportFormatError, LineError, NotFoundError, SignalError, VigieError
 from vigie.signals.types import signal_type
 from vigie.store import Bank, Change, Database, Entry
@@ -231,9 +232,13 @@ class BankStore:
         from vigie.banks.formats import get_format
 
         _, write = get_format(fmt)
-        own = (
-            e for e in self.iter_entries(bank) if not (e.extra or {}).get("derived")
-        )  # vigie's search aids stay
+        own = (  # vigie's own search aids (derived signals, local features) stay home
+            replace(e, extra={k: v for k, v in e.extra.items() if k not in INTERNAL_EXTRA} or None)
+            if e.extra
+            else e
+            for e in self.iter_entries(bank)
+            if not (e.extra or {}).get("derived")
+        )
         return write(own, out)
 
 

@@ -1,0 +1,62 @@
+"""The second stage: candidates in a wide PDQ band, promoted to matches only when their geometry verifies."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vigie.media import decode_errors, open_image
+from vigie.settings import MediaLimits
+from vigie.signals import features
+
+if TYPE_CHECKING:
+    from vigie.banks.matcher import Matcher
+    from vigie.signals.item import ItemSignals
+
+VERIFY_RADIUS = 90
+"""PDQ distance within which a media entry is a candidate (a 4° tilt or a logo lands at 40–80 bits)."""
+MAX_CANDIDATES = 4
+
+
+def verified_matches(
+    matcher: Matcher, data: bytes, sig: ItemSignals, limits: MediaLimits
+) -> list[dict[str, Any]]:
+    """Match dicts (as the pipeline reports them) for candidates whose keypoints verify, with the evidence."""
+    if not features.available() or not sig.pdq or (sig.pdq_quality or 0) < 50:
+        return []
+    hexes = [sig.pdq, *(sig.pdq_extra or {}).values()]
+    cands = matcher.verify_candidates(hexes, VERIFY_RADIUS, MAX_CANDIDATES)
+    if not cands:
+        return []
+    with open_image(data, limits) as im, decode_errors():
+        im.draft("L", (1024, 1024))
+        gray = im.convert("L")
+    gray.thumbnail((1024, 1024))
+    query = features.extract(np.asarray(gray))
+    if query is None:
+        return []
+    rows = matcher.entries([eid for eid, _ in cands])
+    banks = dict(matcher.banks)
+    out: list[dict[str, Any]] = []
+    for eid, dist in cands:
+        e = rows.get(eid)
+        b = banks.get(e.bank_id) if e is not None else None
+        if e is None or b is None or not e.enabled or b.kind != "match":
+            continue
+        evidence = features.verify(query, features.Features.unpack((e.extra or {})["features"]))
+        if evidence is None:
+            continue
+        out.append(
+            {
+                "bank": b.name,
+                "signal": "pdq",
+                "distance": dist,
+                "entry_id": str(eid),
+                "labels": e.labels(),
+                "bank_kind": b.kind,
+                "transform": "verified",
+                "verification": evidence,
+            }
+        )
+    return out
