@@ -111,21 +111,28 @@ def test_flat_and_tiny_images_are_low_quality_and_never_crash() -> None:
     assert s.error is None and not s.pdq_extra  # the flat picture inside the frame has nothing to hash
 
 
-def test_bank_add_stores_derived_crops_and_tilts_that_match_once(
-    db_url: str, photos: list[Path], tmp_path: Path
-) -> None:
-    """Entries made from media carry derived crop/tilt PDQs: a cropped or tilted copy matches its item
-    once, naming the transform; exports keep only the hashes of the files themselves."""
-    from vigie.banks.ingest import DERIVED, entries_for_paths
+def _media_bank(db_url: str, known: list[Path], tmp_path: Path) -> tuple[BankStore, list[EntryIn]]:
+    """A bank named "known" and the entries `vigie bank add` would make for these photos (not yet added)."""
+    from vigie.banks.ingest import entries_for_paths
 
     store = BankStore(open_db(db_url))
     store.create_bank("known")
     folder = tmp_path / "known"
     folder.mkdir()
-    for p in photos[:6]:
+    for p in known:
         (folder / p.name).write_bytes(jpeg(load(p)))
-    got = list(entries_for_paths([folder], store.get_bank("known"), LIMITS, {"category": "stand-in"}))
-    entries = [e for e in got if isinstance(e, EntryIn)]
+    got = entries_for_paths([folder], store.get_bank("known"), LIMITS, {"category": "stand-in"})
+    return store, [e for e in got if isinstance(e, EntryIn)]
+
+
+def test_bank_add_stores_derived_crops_and_tilts_that_match_once(
+    db_url: str, photos: list[Path], tmp_path: Path
+) -> None:
+    """Entries made from media carry derived crop/tilt PDQs: a cropped or tilted copy matches its item
+    once, naming the transform; exports keep only the hashes of the files themselves."""
+    from vigie.banks.ingest import DERIVED
+
+    store, entries = _media_bank(db_url, photos[:6], tmp_path)
     derived = [e for e in entries if (e.extra or {}).get("derived")]
     assert {(e.extra or {})["derived"] for e in derived} <= set(DERIVED) and len(derived) >= 6 * 8
     store.add_entries("known", entries)
@@ -153,16 +160,8 @@ def test_verifier_promotes_tilted_and_overlaid_copies_with_geometric_evidence(
     """Copies beyond PDQ's reach (a 6° tilt, a large logo) match only when ORB keypoints verify under one
     similarity transform; the match says so, with inliers and the estimated rotation."""
     pytest.importorskip("cv2")
-    from vigie.banks.ingest import entries_for_paths
-
-    store = BankStore(open_db(db_url))
-    store.create_bank("known")
-    folder = tmp_path / "known"
-    folder.mkdir()
-    for p in photos[:6]:
-        (folder / p.name).write_bytes(jpeg(load(p)))
-    got = entries_for_paths([folder], store.get_bank("known"), LIMITS, {})
-    store.add_entries("known", [e for e in got if isinstance(e, EntryIn)])
+    store, entries = _media_bank(db_url, photos[:6], tmp_path)
+    store.add_entries("known", entries)
     out = io.StringIO()
     store.export("known", "csv", out)
     assert "features" not in out.getvalue()  # local features are vigie's own data, never exported
