@@ -289,6 +289,25 @@ def test_idempotency_key_replays_instead_of_duplicating(env: dict[str, object]) 
     )
 
 
+def test_idempotency_key_on_bank_writes(env: dict[str, object]) -> None:
+    """Bank writes replay too: a retried entry upload never adds the entries twice."""
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    bw = {**auth(env, "banks:write"), "Idempotency-Key": "create-1"}
+    first = c.post("/v1/banks", json={"name": "idem"}, headers=bw)
+    again = c.post("/v1/banks", json={"name": "idem"}, headers=bw)
+    assert first.status_code == again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    entries = {"entries": [{"signal_type": "md5", "value": f"{i:032x}"} for i in range(3)]}
+    h = {**auth(env, "banks:write"), "Idempotency-Key": "add-1"}
+    assert c.post("/v1/banks/idem/entries", json=entries, headers=h).status_code == 201
+    assert c.post("/v1/banks/idem/entries", json=entries, headers=h).headers["idempotent-replayed"] == "true"
+    [bank] = [b for b in c.get("/v1/banks", headers=auth(env, "banks:write")).json() if b["name"] == "idem"]
+    assert bank["entry_count"] == 3
+    clash = c.post("/v1/banks/idem/entries", json={"entries": entries["entries"][:1]}, headers=h)
+    assert clash.status_code == 409 and clash.headers["content-type"] == "application/problem+json"
+    no_key = c.post("/v1/banks", json={"name": "idem"}, headers=auth(env, "banks:write"))
+    assert no_key.status_code == 409  # without the header a duplicate is simply refused
+
+
 def test_text_endpoint_and_item_captions(env: dict[str, object]) -> None:
     """POST /v1/text scores a text (scope lookup); a caption sent with an item lands in its decision."""
     c: TestClient = env["client"]  # type: ignore[assignment]

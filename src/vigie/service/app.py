@@ -216,6 +216,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
         description="Hash matching for trust-and-safety teams. Every match is a lead for a human reviewer.",
     )
     app.state.svc = svc
+    app.add_middleware(idempotency.IdempotencyMiddleware, db=svc.db, verify_key=svc.keys.verify)
     problems.install(app)
 
     app.add_middleware(LimitsAndMetrics, svc=svc)

@@ -45,3 +45,89 @@ def store(db: Database, key_id: int, idem_key: str, req_hash: str, status: int, 
             )
     except IntegrityError:
         pass
+
+
+WRITE_METHODS = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE", "POST", "PUT", "PATCH", "DELETE"})
+
+
+class IdempotencyMiddleware:
+    """``Idempotency-Key`` for every write endpoint that does not handle it itself (bank writes, admin).
+
+    A retried request with the same key and the same bytes gets the first 2xx answer replayed (header
+    ``Idempotent-Replayed: true``) instead of running twice; the same key with other bytes is a 409.
+    Answers are stored per API key, so one platform's keys never collide with another's.
+    """
+
+    def __init__(
+        self, app: Any, db: Database, verify_key: Any, skip: tuple[str, ...] = ("/v1/items",)
+    ) -> None:
+        self.app, self.db, self.verify_key, self.skip = app, db, verify_key, skip
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] not in WRITE_METHODS or scope["path"] in self.skip:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers") or []}
+        idem = headers.get(b"idempotency-key")
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        key = (
+            self.verify_key(auth.partition(" ")[2].strip())
+            if idem and auth.lower().startswith("bearer ")
+            else None
+        )
+        if idem is None or key is None:  # no key, or auth will fail anyway: nothing to remember
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        from vigie.service import problems
+
+        req_hash = request_hash(scope["method"], scope["path"], body)
+        try:
+            hit = lookup(self.db, key.id, idem.decode("latin-1"), req_hash)
+        except VigieError as exc:
+            status = 409 if isinstance(exc, ConflictError) else 400
+            await problems.problem(status, "Conflict" if status == 409 else "Bad Request", str(exc))(
+                scope, receive, send
+            )
+            return
+        if hit is not None:
+            from fastapi.responses import JSONResponse
+
+            await JSONResponse(hit[1], status_code=hit[0], headers={"Idempotent-Replayed": "true"})(
+                scope, receive, send
+            )
+            return
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        status = 500
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, replay, capture)
+        if 200 <= status < 300:
+            import json
+
+            try:
+                answer = json.loads(b"".join(chunks) or b"null")
+            except ValueError:
+                return
+            store(self.db, key.id, idem.decode("latin-1"), req_hash, status, answer)
