@@ -26,6 +26,7 @@ from vigie.service.webhooks import dead_letters, requeue
 from vigie.settings import Settings
 from vigie.signals.types import signal_type
 from vigie.store import open_db
+from vigie.store.vault import Vault
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_LOOKUP_VALUES = 1000
@@ -153,8 +154,13 @@ class Service:
         self.requests: Counter[tuple[str, str, int]] = Counter()
         policy_path = os.environ.get("VIGIE_POLICY")
         policy = load_policy(Path(policy_path) if policy_path else None)
+        queued = os.environ.get("VIGIE_QUEUE_ANALYSIS", "").lower() in ("1", "true", "yes")
         self.items = Items(
-            self.db, policy, settings.limits, webhooks=bool(os.environ.get("VIGIE_WEBHOOK_URL"))
+            self.db,
+            policy,
+            settings.limits,
+            webhooks=bool(os.environ.get("VIGIE_WEBHOOK_URL")),
+            vault=Vault.from_settings(settings.home) if queued else None,
         )
 
     def fresh_matcher(self) -> Matcher:

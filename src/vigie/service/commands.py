@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vigie.errors import ConfigError
 from vigie.settings import Settings
 
 keys_app = typer.Typer(help="Create, list and revoke API keys for the service.", no_args_is_help=True)
@@ -42,23 +43,34 @@ def serve(
 
 
 def worker(
-    once: Annotated[bool, typer.Option("--once", help="Deliver what is due, then exit.")] = False,
+    once: Annotated[bool, typer.Option("--once", help="Do what is due, then exit.")] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls when idle.")] = 1.0,
 ) -> None:
-    """Deliver decisions to VIGIE_WEBHOOK_URL from the outbox (signed with VIGIE_WEBHOOK_SECRET)."""
+    """Run queued heavy analysis (VIGIE_QUEUE_ANALYSIS) and deliver decisions to VIGIE_WEBHOOK_URL."""
     import os
     import signal
     import time
+    from pathlib import Path
 
-    from vigie.errors import ConfigError
+    from vigie.policy import load_policy
+    from vigie.service.analysis import AnalysisWorker
     from vigie.service.webhooks import Deliverer
     from vigie.store import open_db
+    from vigie.store.vault import Vault
 
     url, secret = os.environ.get("VIGIE_WEBHOOK_URL"), os.environ.get("VIGIE_WEBHOOK_SECRET")
-    if not url or not secret:
-        raise ConfigError("set VIGIE_WEBHOOK_URL and VIGIE_WEBHOOK_SECRET for the worker")
+    if url and not secret:
+        raise ConfigError("VIGIE_WEBHOOK_URL needs VIGIE_WEBHOOK_SECRET to sign deliveries")
     s = Settings.from_env()
-    deliverer = Deliverer(open_db(s.db_url), url, secret)
+    db = open_db(s.db_url)
+    deliverer = Deliverer(db, url, secret) if url and secret else None
+    policy_path = os.environ.get("VIGIE_POLICY")
+    analysis = AnalysisWorker(
+        db,
+        load_policy(Path(policy_path) if policy_path else None),
+        Vault.from_settings(s.home),
+        bool(deliverer),
+    )
     stop = False
 
     def _stop(*_: object) -> None:
@@ -67,11 +79,13 @@ def worker(
 
     signal.signal(signal.SIGTERM, _stop)
     while not stop:
-        stats = deliverer.run_once()
+        a = analysis.run_once()
+        d = deliverer.run_once() if deliverer else None
         if once:
-            print(f"delivered {stats.delivered}, retrying {stats.retried}, dead {stats.dead}")
+            print(f"analysed {a.done}, retrying {a.retried}, failed {a.failed}", end="")
+            print(f"; delivered {d.delivered}, retrying {d.retried}, dead {d.dead}" if d else "")
             return
-        if not (stats.delivered or stats.retried or stats.dead):
+        if not (a.done or a.retried or (d and (d.delivered or d.retried or d.dead))):
             time.sleep(poll)
 
 

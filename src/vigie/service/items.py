@@ -10,15 +10,18 @@ from vigie.analyzers import default_analyzers
 from vigie.analyzers.prompt_risk import context_findings
 from vigie.banks.matcher import Matcher
 from vigie.errors import NotFoundError
-from vigie.media import Item, sniff
+from vigie.media import Item, is_image, sniff
 from vigie.pipeline import PipelineContext, process_item
 from vigie.policy import Policy
 from vigie.service.webhooks import enqueue
 from vigie.settings import MediaLimits
 from vigie.signals.types import signal_type
-from vigie.store import Database, ItemRecord
+from vigie.store import AnalysisJob, Database, ItemRecord
+from vigie.store.vault import Vault
 
 CONTEXT_FIELDS = ("external_id", "uploader_id", "url", "caption", "prompt")
+HEAVY = frozenset({"sd_watermark", "synthetic_detector"})
+"""Analyzers that decode pixels or run models: deferred to workers when the service has a vault."""
 
 
 @dataclass
@@ -33,24 +36,38 @@ class Outcome:
 class Items:
     """The synchronous part of the item flow: hashing, matching, provenance, policy."""
 
-    def __init__(self, db: Database, policy: Policy, limits: MediaLimits, webhooks: bool = False) -> None:
+    def __init__(
+        self,
+        db: Database,
+        policy: Policy,
+        limits: MediaLimits,
+        webhooks: bool = False,
+        vault: Vault | None = None,
+    ) -> None:
         self.db = db
         self.policy = policy
         self.limits = limits
         self.webhooks = webhooks
-        self.analyzers = default_analyzers()
+        self.vault = vault
+        everything = default_analyzers()
+        # with a vault, heavy analyzers run in `vigie worker` and update the item; without one, inline
+        self.deferred = [a for a in everything if a.name in HEAVY] if vault is not None else []
+        self.analyzers = [a for a in everything if a not in self.deferred]
 
     def submit_media(self, matcher: Matcher, data: bytes, filename: str, context: dict[str, Any]) -> Outcome:
         item = Item(filename or "upload", data, sniff(data))
         res = process_item(
             item, PipelineContext(limits=self.limits, matcher=matcher, analyzers=self.analyzers)
         )
+        job = None
+        if self.deferred and self.vault is not None and not res.error and is_image(item.media_type):
+            job = (item, [a.name for a in self.deferred])
         signals = {
             k: getattr(res, k) for k in ("md5", "sha1", "sha256", "pdq", "pdq_quality", "media_type", "size")
         }
         if res.error:
             signals["error"] = res.error
-        return self._record(context, signals, res.matches, res.findings)
+        return self._record(context, signals, res.matches, res.findings, job)
 
     def submit_hashes(self, matcher: Matcher, hashes: dict[str, Any], context: dict[str, Any]) -> Outcome:
         """Privacy mode: the platform sends signals only (SignalError for malformed values)."""
@@ -61,12 +78,28 @@ class Items:
         return self._record(context, clean, matches, [])
 
     def _record(
-        self, context: dict[str, Any], signals: dict[str, Any], matches: list[Any], findings: list[Any]
+        self,
+        context: dict[str, Any],
+        signals: dict[str, Any],
+        matches: list[Any],
+        findings: list[Any],
+        job: tuple[Item, list[str]] | None = None,
     ) -> Outcome:
         findings = [*findings, *(f.to_dict() for f in context_findings(context))]
         decision = self.policy.decide(matches, findings).to_json()
+        decision["pending"] = job[1] if job else []
         item_id = str(uuid.uuid4())
         with self.db.session() as s:
+            if job is not None and self.vault is not None:  # same transaction: an accepted item keeps its job
+                s.add(
+                    AnalysisJob(
+                        item_id=item_id,
+                        filename=job[0].path[:512],
+                        media_type=job[0].media_type,
+                        payload=self.vault.seal(job[0].data, item_id),
+                        analyzers=job[1],
+                    )
+                )
             s.add(
                 ItemRecord(
                     id=item_id,
