@@ -109,6 +109,17 @@ class ItemHashesIn(BaseModel):
     prompt: str | None = Field(default=None, max_length=100_000)
 
 
+class FastJSON(JSONResponse):
+    """JSON rendered by orjson when installed (several times faster on match lists), else as usual."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            import orjson
+        except ImportError:  # pragma: no cover
+            return super().render(content)
+        return orjson.dumps(content)
+
+
 class TextIn(BaseModel):
     """One text to score: a prompt (with its negative prompt), caption, tag list, comment or model tags."""
 
@@ -265,7 +276,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
         return "\n".join(lines) + "\n"
 
     @app.post("/v1/lookup", response_model=LookupOut, tags=["matching"])
-    async def lookup(body: LookupIn, _: Annotated[KeyInfo, Depends(require("lookup"))]) -> LookupOut:
+    async def lookup(body: LookupIn, _: Annotated[KeyInfo, Depends(require("lookup"))]) -> Response:
         """Match hashes computed by the platform against every bank (per-bank thresholds, allow banks)."""
         queries: list[tuple[str, str]] = []
         errors: list[LineError] = []
@@ -281,19 +292,19 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
         found = matcher.match_many(
             [{st: v, "pdq_quality": body.pdq_quality if st == "pdq" else None} for st, v in queries]
         )
-        return LookupOut(
-            results=[
-                LookupResult(
-                    signal=st,
-                    value=v,
-                    matches=[
-                        MatchOut(bank=m.bank, entry_id=m.entry_id, distance=m.distance, labels=m.labels)
-                        for m in res.matches
-                    ],
-                )
-                for (st, v), res in zip(queries, found, strict=True)
-            ]
-        )
+        # the hot path: serialised straight to JSON (the shape is LookupOut's, documented in OpenAPI)
+        results = [
+            {
+                "signal": st,
+                "value": v,
+                "matches": [
+                    {"bank": m.bank, "entry_id": m.entry_id, "distance": m.distance, "labels": m.labels}
+                    for m in res.matches
+                ],
+            }
+            for (st, v), res in zip(queries, found, strict=True)
+        ]
+        return FastJSON({"results": results})
 
     @app.post("/v1/text", response_model=TextOut, tags=["text"])
     async def text_risk(body: TextIn, _: Annotated[KeyInfo, Depends(require("lookup"))]) -> dict[str, Any]:

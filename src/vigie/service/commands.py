@@ -27,6 +27,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
+    ] = False,
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs and /openapi.json)."""
     import os
@@ -38,7 +41,13 @@ def serve(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     uvicorn.run(
-        "vigie.service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+        "vigie.service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=access_log,  # a log line per request costs more than a lookup at full load
     )
 
 
