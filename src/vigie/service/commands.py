@@ -48,6 +48,7 @@ def serve(
         workers=workers,
         log_level="info",
         access_log=access_log,  # a log line per request costs more than a lookup at full load
+        timeout_graceful_shutdown=10,  # in-flight requests get 10 s after SIGTERM; idle keep-alives none
     )
 
 
