@@ -287,12 +287,15 @@ class Matcher:
         return [(int(uniq[i]), int(best[i])) for i in order if best[i] <= radius]
 
     def _verifiable(self) -> tuple[np.ndarray, np.ndarray]:
-        stamp = (self.last_seq, len(self._seen))
+        stamp = self.last_seq  # reloaded only when bank changes were applied
         if getattr(self, "_verif_stamp", None) != stamp:
             with self.db.session() as s:
                 rows = s.execute(
                     sa.select(Entry.id, Entry.bank_id, Entry.external_id, Entry.value, Entry.extra).where(
-                        Entry.signal_type == "pdq", Entry.enabled.is_(True), Entry.extra.is_not(None)
+                        Entry.signal_type == "pdq",
+                        Entry.enabled.is_(True),
+                        Entry.extra.is_not(None),
+                        sa.cast(Entry.extra, sa.Text) != "null",  # JSON null, as an entry without extras has
                     )
                 ).all()
             main = {
