@@ -52,6 +52,7 @@ class Matcher:
         self.banks: dict[int, BankInfo] = {}
         self.last_seq = 0
         self._refreshed_at = 0.0
+        self._verif_lock = threading.Lock()
         self._seen: dict[int, float] = {}  # change seqs already applied, within the look-back window
         self._lock = threading.RLock()
 
@@ -288,6 +289,12 @@ class Matcher:
 
     def _verifiable(self) -> tuple[np.ndarray, np.ndarray]:
         stamp = self.last_seq  # reloaded only when bank changes were applied
+        if getattr(self, "_verif_stamp", None) == stamp:
+            return self._verif
+        with self._verif_lock:  # one loader; concurrent requests wait for its result instead of re-reading
+            return self._load_verifiable(stamp)
+
+    def _load_verifiable(self, stamp: int) -> tuple[np.ndarray, np.ndarray]:
         if getattr(self, "_verif_stamp", None) != stamp:
             with self.db.session() as s:
                 rows = s.execute(
