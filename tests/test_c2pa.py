@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,7 +103,10 @@ def test_valid_trusted_and_invalid(chain: tuple[bytes, bytes, bytes]) -> None:
     [valid] = C2PAAnalyzer().analyze(Item("a.jpg", data, "image/jpeg"))
     assert valid.evidence["validation_state"] == "Valid" and valid.ai_generated is True
     assert valid.evidence["digital_source_types"] == [AI] and valid.generator
-    assert "cannot be Trusted" in valid.evidence["trust_anchors"]
+    # judged against the shipped C2PA Trust List, which the test's own CA is not on
+    assert valid.evidence["trust_anchors"].startswith("C2PA Trust List (shipped")
+    assert "signingCredential.untrusted" in valid.evidence["validation_status"]
+    assert "not on the trust list" in (valid.summary or "")
     [trusted] = C2PAAnalyzer(chain[2].decode()).analyze(Item("a.jpg", data, "image/jpeg"))
     assert trusted.evidence["validation_state"] == "Trusted" and trusted.confidence > valid.confidence
     tampered = bytearray(data)
@@ -125,3 +132,48 @@ def test_photos_without_manifests_are_quiet(photos: list[Path]) -> None:
     junk = b"\xff\xd8\xff\xe0" + b"c2pa" * 100
     found = C2PAAnalyzer().analyze(Item("junk.jpg", junk, "image/jpeg"))
     assert all(f.kind == "c2pa_unreadable" for f in found)
+
+
+def test_trust_anchors_installed_by_the_operator_make_a_signer_trusted(
+    chain: tuple[bytes, bytes, bytes], tmp_path: Path
+) -> None:
+    """`vigie c2pa-trust update` validates and installs anchors; `show` names them; `reset` goes back."""
+    env = {**os.environ, "VIGIE_HOME": str(tmp_path / "home")}
+    env.pop("VIGIE_C2PA_TRUST_ANCHORS", None)
+
+    def vigie(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "vigie", *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+    shipped = json.loads(vigie("c2pa-trust", "show", "--json").stdout)
+    assert shipped["source"].startswith("C2PA Trust List") and len(shipped["anchors"]) >= 20
+
+    broken = tmp_path / "broken.pem"  # a certificate cut short
+    broken.write_text(chain[2].decode()[:200] + "\n-----END CERTIFICATE-----\n")
+    bad = vigie("c2pa-trust", "update", str(broken))
+    assert bad.returncode == 2 and "certificate 1 does not parse" in " ".join(bad.stderr.split())
+    (tmp_path / "notes.txt").write_text("no certificates here")
+    empty = vigie("c2pa-trust", "update", str(tmp_path / "notes.txt"))
+    assert empty.returncode == 2 and "no PEM certificate" in " ".join(empty.stderr.split())
+
+    from vigie.analyzers.c2pa_trust import shipped as shipped_list
+
+    mine = tmp_path / "mine.pem"  # the operator's list: the C2PA list plus the test CA
+    mine.write_text(shipped_list().pem + chain[2].decode())
+    done = vigie("c2pa-trust", "update", str(mine))
+    assert done.returncode == 0 and f"installed {len(shipped['anchors']) + 1} trust anchors" in done.stdout
+    assert "installed by the operator" in json.loads(vigie("c2pa-trust", "show", "--json").stdout)["source"]
+
+    photo = tmp_path / "signed.jpg"
+    photo.write_bytes(signed_jpeg(chain, AI))
+
+    def c2pa_evidence() -> dict[str, object]:
+        [record] = [json.loads(x) for x in vigie("inspect", "--json", str(photo)).stdout.splitlines()]
+        [found] = [f for f in record["findings"] if f["analyzer"] == "c2pa"]
+        return found["evidence"]
+
+    trusted = c2pa_evidence()
+    assert trusted["validation_state"] == "Trusted"
+    assert "installed by the operator" in str(trusted["trust_anchors"])
+    assert "removed the installed anchors" in vigie("c2pa-trust", "reset").stdout
+    assert c2pa_evidence()["validation_state"] == "Valid"

@@ -328,9 +328,10 @@ def scan_cmd(
 def _register_optional() -> None:
     """Commands that live with their modules (analyzers, service, guard); absent ones add nothing."""
     try:
-        from vigie.analyzers.commands import inspect
+        from vigie.analyzers.commands import c2pa_trust_app, inspect
 
         app.command("inspect")(inspect)
+        app.add_typer(c2pa_trust_app, name="c2pa-trust")
     except ImportError:
         pass
     try:

@@ -2,16 +2,14 @@
 
 Reports the validation state (Invalid / Valid / Trusted), claim generator, actions with their IPTC
 ``digitalSourceType``, and ingredients. "Valid" means the signature checks out against its own certificate;
-"Trusted" additionally means the signer chains to a trust anchor the operator chose (a PEM file named by
-``VIGIE_C2PA_TRUST_ANCHORS``). Without anchors nothing can be Trusted, and the finding says so.
+"Trusted" additionally means the signer chains to a trust anchor: the C2PA Trust List shipped with vigie, or
+anchors the operator installed (``analyzers.c2pa_trust``). The finding names the anchors it was judged by.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 from vigie.analyzers.base import Finding
@@ -22,12 +20,9 @@ from vigie.media.sniff import sniff
 CONFIDENCE = {"Trusted": 0.95, "Valid": 0.8, "Invalid": 0.3}
 
 
-def _settings(trust_anchors_pem: str | None) -> dict[str, Any]:
-    verify = {"remote_manifest_fetch": False, "ocsp_fetch": False, "verify_trust": bool(trust_anchors_pem)}
-    out: dict[str, Any] = {"verify": verify}
-    if trust_anchors_pem:
-        out["trust"] = {"trust_anchors": trust_anchors_pem}
-    return out
+def _settings(trust_anchors_pem: str) -> dict[str, Any]:
+    verify = {"remote_manifest_fetch": False, "ocsp_fetch": False, "verify_trust": True}
+    return {"verify": verify, "trust": {"trust_anchors": trust_anchors_pem}}
 
 
 def _actions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,9 +40,16 @@ class C2PAAnalyzer:
     name = "c2pa"
 
     def __init__(self, trust_anchors_pem: str | None = None) -> None:
-        if trust_anchors_pem is None and os.environ.get("VIGIE_C2PA_TRUST_ANCHORS"):
-            trust_anchors_pem = Path(os.environ["VIGIE_C2PA_TRUST_ANCHORS"]).read_text(encoding="utf-8")
+        """``trust_anchors_pem`` replaces the anchors in force (``c2pa_trust.resolve``), e.g. in tests."""
         self.trust_anchors_pem = trust_anchors_pem
+
+    def _anchors(self) -> tuple[str, str]:
+        if self.trust_anchors_pem is not None:
+            return self.trust_anchors_pem, "given to the analyzer"
+        from vigie.analyzers.c2pa_trust import resolve
+
+        found = resolve()
+        return found.pem, found.label
 
     def analyze(self, item: Item) -> list[Finding]:
         if b"c2pa" not in item.data:  # JUMBF manifest stores carry the c2pa label; a cheap pre-check
@@ -55,8 +57,9 @@ class C2PAAnalyzer:
         import c2pa
 
         mime = item.media_type or sniff(item.data) or "image/jpeg"
+        anchors, anchors_label = self._anchors()
         try:
-            ctx = c2pa.Context(settings=c2pa.Settings.from_dict(_settings(self.trust_anchors_pem)))
+            ctx = c2pa.Context(settings=c2pa.Settings.from_dict(_settings(anchors)))
             with c2pa.Reader(mime, io.BytesIO(item.data), context=ctx) as reader:
                 store = json.loads(reader.json())
         except Exception as exc:  # no manifest, or one too broken to parse
@@ -76,6 +79,7 @@ class C2PAAnalyzer:
         active = manifests.get(store.get("active_manifest") or "", {})
         state = store.get("validation_state") or ("Invalid" if store.get("validation_status") else "Valid")
         actions = _actions(active)
+        codes = [str(s.get("code")) for s in store.get("validation_status") or [] if isinstance(s, dict)]
         dsts = [str(a.get("digitalSourceType")) for a in actions if a.get("digitalSourceType")]
         verdicts = [DIGITAL_SOURCE_TYPES.get(d.rsplit("/", 1)[-1], (None, 0.3)) for d in dsts]
         ai: bool | None = True if any(v[0] for v in verdicts) else (False if verdicts else None)
@@ -89,15 +93,13 @@ class C2PAAnalyzer:
                 confidence=CONFIDENCE.get(state, 0.3),
                 ai_generated=ai,
                 generator=str(generator) if generator else None,
-                summary=f"C2PA {state}" + (f": {dsts[0].rsplit('/', 1)[-1]}" if dsts else ""),
+                summary=f"C2PA {state}"
+                + (" (signer not on the trust list)" if "signingCredential.untrusted" in codes else "")
+                + (f": {dsts[0].rsplit('/', 1)[-1]}" if dsts else ""),
                 evidence={
                     "validation_state": state,
-                    "validation_status": [
-                        s.get("code") for s in store.get("validation_status") or [] if isinstance(s, dict)
-                    ][:20],
-                    "trust_anchors": "operator-supplied"
-                    if self.trust_anchors_pem
-                    else "none: cannot be Trusted",
+                    "validation_status": codes[:20],
+                    "trust_anchors": anchors_label,
                     "claim_generator": generator,
                     "title": active.get("title"),
                     "actions": [a.get("action") for a in actions][:50],

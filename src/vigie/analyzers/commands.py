@@ -65,3 +65,51 @@ def _print(console: Console, record: dict[str, Any]) -> None:
         table.add_row(f["analyzer"], summary or f["kind"], ai, f"{f['confidence']:.2f}", details)
     console.print(table)
     console.print("  [dim]Metadata is a claim written by software: it can be forged or stripped.[/]")
+
+
+c2pa_trust_app = typer.Typer(
+    help="The C2PA trust anchors that decide whether a signed manifest is Trusted.", no_args_is_help=True
+)
+
+
+@c2pa_trust_app.command("show")
+def trust_show(
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Which anchors are in force, where they come from, and when each expires."""
+    from vigie.analyzers.c2pa_trust import expired, resolve
+
+    found = resolve(Settings.from_env().home)
+    gone = expired(found)
+    if json_out:
+        anchors = [{"subject": a.subject, "not_after": a.not_after.isoformat()} for a in found.anchors]
+        record = {"source": found.source, "anchors": anchors, "expired": len(gone)}
+        sys.stdout.write(json.dumps(record) + "\n")
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"{found.label}")
+    table = Table("subject", "expires")
+    for a in found.anchors:
+        table.add_row(a.subject, a.not_after.date().isoformat() + (" [red](expired)[/]" if a in gone else ""))
+    console.print(table)
+
+
+@c2pa_trust_app.command("update")
+def trust_update(
+    pem: Annotated[Path, typer.Argument(help="PEM file of trust anchors, e.g. a newer C2PA-TRUST-LIST.pem")],
+) -> None:
+    """Validate a PEM file and make it the anchors in force for this VIGIE_HOME."""
+    from vigie.analyzers.c2pa_trust import install
+
+    found = install(pem, Settings.from_env().home)
+    Console(highlight=False).print(f"installed {len(found.anchors)} trust anchors: {found.source}")
+
+
+@c2pa_trust_app.command("reset")
+def trust_reset() -> None:
+    """Go back to the C2PA Trust List shipped with vigie."""
+    from vigie.analyzers.c2pa_trust import SHIPPED, reset
+
+    removed = reset(Settings.from_env().home)
+    done = "removed the installed anchors; " if removed else ""
+    Console(highlight=False).print(f"{done}in force: {SHIPPED}")
