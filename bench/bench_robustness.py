@@ -114,6 +114,7 @@ def main() -> int:
     ap.add_argument("--grid", type=int, default=2, help="tiles per side cut from each photo")
     ap.add_argument("--quick", action="store_true", help="6 photos, for a smoke run")
     ap.add_argument("--out", type=Path, default=RESULTS / "robustness.json")
+    ap.add_argument("--show-missed", action="store_true", help="name the usable-quality queries vigie missed")
     args = ap.parse_args()
     if args.quick:
         args.photos = 6
@@ -153,6 +154,7 @@ def main() -> int:
     neg_vig: list[np.ndarray] = []
     t_ref = t_vig = 0.0
     nq = 0
+    missed: dict[str, list[str]] = {}  # bankable, usable-quality queries vigie did not match
     for tname, fn in TRANSFORMS.items():
         rec = {
             "n": 0,
@@ -162,6 +164,8 @@ def main() -> int:
             "vigie_prod": 0,
             "vigie_false": 0,
             "vigie_low_quality": 0,
+            "vigie_missed_low_quality": 0,
+            "usable": 0,
         }
         for i, (name, g, im) in enumerate(origs):
             data = encode(fn(im))
@@ -196,7 +200,13 @@ def main() -> int:
             hit_names = {
                 str((m.get("labels") or {}).get("external_id", "")).rsplit("/", 1)[-1] for m in res.matches
             }
-            rec["vigie_prod"] += int(name in hit_names and bankable[i])
+            hit = name in hit_names and bankable[i]
+            rec["vigie_prod"] += int(hit)
+            low = (res.pdq_quality or 0) < 50  # refused by PDQ's quality rule: reported, never matched
+            rec["vigie_missed_low_quality"] += int(bankable[i] and low and not hit)
+            rec["usable"] += int(bankable[i] and not low)
+            if bankable[i] and not low and not hit:
+                missed.setdefault(tname, []).append(name)
             rec["vigie_false"] += sum(
                 1 for n2 in hit_names if n2 and groups[[o[0] for o in origs].index(n2)] != g
             )
@@ -209,7 +219,7 @@ def main() -> int:
     print(f"{len(origs)} originals × {len(TRANSFORMS)} transforms = {nq} queries; "
           f"{sum(len(x) for x in neg_ref):,} negative pairs; 99.99% precision thresholds: PDQ {t_r}, vigie signals {t_v}")  # fmt: skip
     print(
-        f"{'transform':18} {'n':>4} | {'PDQ@P99.99':>10} {'PDQ@31':>7} | {'vigie@P99.99':>12} {'vigie prod':>10} {'false':>5} | goal"
+        f"{'transform':18} {'n':>4} | {'PDQ@P99.99':>10} {'PDQ@31':>7} | {'vigie@P99.99':>12} {'vigie prod':>10} {'false':>5} {'lowQ miss':>9} {'prod q>=50':>10} | goal"
     )
     for tname, rec in rows.items():
         n = rec["n"]
@@ -221,10 +231,12 @@ def main() -> int:
         row = {"transform": tname, "n": n, "pdq_recall_at_p9999": round(r99, 4), "pdq_recall_prod": round(rec["ref_prod"] / max(rec["bankable"], 1), 4),
                "pdq_low_quality": rec["ref_low_quality"], "vigie_recall_at_p9999": round(v99, 4),
                "vigie_recall_prod": round(rec["vigie_prod"] / max(rec["bankable"], 1), 4), "vigie_false_matches": rec["vigie_false"],
-               "vigie_low_quality": rec["vigie_low_quality"], "goal": goal, "goal_met": met}  # fmt: skip
+               "vigie_low_quality": rec["vigie_low_quality"], "vigie_missed_low_quality": rec["vigie_missed_low_quality"],
+               "vigie_recall_prod_usable_quality": round(rec["vigie_prod"] / max(rec["usable"], 1), 4),
+               "goal": goal, "goal_met": met}  # fmt: skip
         table.append(row)
         mark = "-" if met is None else "met" if met else "NOT met"
-        print(f"{tname:18} {n:>4} | {r99:>10.3f} {rec['ref_prod'] / nb:>7.3f} | {v99:>12.3f} {rec['vigie_prod'] / nb:>10.3f} {rec['vigie_false']:>5} | {goal or '-'} {mark}")  # fmt: skip
+        print(f"{tname:18} {n:>4} | {r99:>10.3f} {rec['ref_prod'] / nb:>7.3f} | {v99:>12.3f} {rec['vigie_prod'] / nb:>10.3f} {rec['vigie_false']:>5} {rec['vigie_missed_low_quality']:>9} {rec['vigie_prod'] / max(rec['usable'], 1):>10.3f} | {goal or '-'} {mark}")  # fmt: skip
     nbank = max(sum(r["bankable"] for r in rows.values()), 1)
     overall = {
         "queries": nq,
@@ -237,10 +249,17 @@ def main() -> int:
         "pdq_recall_prod": round(sum(r["ref_prod"] for r in rows.values()) / nbank, 4),
         "vigie_recall_prod": round(sum(r["vigie_prod"] for r in rows.values()) / nbank, 4),
         "vigie_false_matches_prod": sum(r["vigie_false"] for r in rows.values()),
+        "vigie_missed_low_quality": sum(r["vigie_missed_low_quality"] for r in rows.values()),
+        "vigie_recall_prod_usable_quality": round(
+            sum(r["vigie_prod"] for r in rows.values()) / max(sum(r["usable"] for r in rows.values()), 1), 4
+        ),
         "reference_ms_per_query": round(t_ref / nq * 1000, 2),
         "vigie_pipeline_ms_per_query": round(t_vig / nq * 1000, 2),
     }
     print(json.dumps(overall))
+    if args.show_missed:
+        for tname, names in missed.items():
+            print(f"missed {tname}: {' '.join(names)}")
     git = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 VERIFY_RADIUS = 90
 """PDQ distance within which a media entry is a candidate (a 4° tilt or a logo lands at 40–80 bits)."""
-MAX_CANDIDATES = 4
+MAX_CANDIDATES = 8
+"""Nearest media entries verified per query: tiles and crops of one photo sit near each other, so a
+smaller number let siblings crowd the true entry out."""
 
 
 def verified_matches(

@@ -21,6 +21,10 @@ import numpy as np
 MAX_KEYPOINTS = 250
 SIDE = 512  # features are taken on the image scaled to this long side
 MIN_INLIERS = 25
+FAST_THRESHOLDS = (10, 5, 2)
+"""FAST corner thresholds tried in turn until ENOUGH_KEYPOINTS are found: smooth photos (sky, water, a
+gradient) give a dozen corners at 10, too few to verify a tilt; at 2 they give a hundred or more."""
+ENOUGH_KEYPOINTS = 150
 MIN_INLIER_RATIO = 0.3
 SCALE_RANGE = (0.25, 4.0)
 
@@ -67,8 +71,12 @@ def extract(gray: np.ndarray) -> Features | None:
     k = SIDE / max(h, w)
     if k < 1:
         gray = cv2.resize(gray, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
-    orb = cv2.ORB_create(nfeatures=MAX_KEYPOINTS, fastThreshold=10)
-    kps, desc = orb.detectAndCompute(np.ascontiguousarray(gray), None)
+    gray = np.ascontiguousarray(gray)
+    for threshold in FAST_THRESHOLDS:  # smooth pictures (sky, water) give few corners at the default
+        orb = cv2.ORB_create(nfeatures=MAX_KEYPOINTS, fastThreshold=threshold)
+        kps, desc = orb.detectAndCompute(gray, None)
+        if desc is not None and len(kps) >= ENOUGH_KEYPOINTS:
+            break
     if desc is None or not kps:
         return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
     return Features(np.array([kp.pt for kp in kps], dtype=np.float32), desc.astype(np.uint8))
