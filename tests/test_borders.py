@@ -176,3 +176,27 @@ def test_verifier_promotes_tilted_and_overlaid_copies_with_geometric_evidence(
     for p in photos[6:14]:  # unrelated photos, tilted too: never verified
         q = load(p).rotate(6, resample=Image.Resampling.BILINEAR)
         assert process_item(Item("u.jpg", jpeg(q), "image/jpeg"), ctx).matches == []
+
+
+def test_verifier_looks_at_the_picture_inside_a_page_on_its_own(photos: list[Path]) -> None:
+    """A photo shown in a page gets only part of the page's keypoints: the verifier also takes the picture
+    inside the layout alone, maps its points back to page coordinates, and that view verifies better."""
+    features = pytest.importorskip("vigie.signals.features")
+    pytest.importorskip("cv2")
+    from vigie.banks.verify import _query_views
+
+    for p in photos[:4]:
+        im = load(p, 900)
+        page = screenshot(im).resize((1400, round(1400 * 1.4 / 1.6 * im.height / im.width)))
+        gray = np.asarray(Image.open(io.BytesIO(jpeg(page))).convert("L"))
+        whole, inner = _query_views(gray)
+        known = features.extract(np.asarray(im.convert("L")))
+        assert known is not None
+        ev = features.verify(inner, known)
+        assert ev is not None and ev["inliers"] > ((features.verify(whole, known) or {}).get("inliers") or 0)
+        # the photo sits at (20, 0.2 h) of the layout, 1400/(1.6 w) times smaller, in the 512-wide view
+        k = features.SIDE / 1400
+        origin = -np.array(ev["translation_px"]) / ev["scale"]
+        assert np.allclose(
+            origin, [20 * 1400 / (1.6 * im.width) * k, 0.2 * im.height * 1400 / (1.6 * im.width) * k], atol=4
+        )

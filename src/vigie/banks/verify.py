@@ -9,6 +9,7 @@ import numpy as np
 from vigie.media import decode_errors, open_image
 from vigie.settings import MediaLimits
 from vigie.signals import features
+from vigie.signals.borders import picture_boxes
 
 if TYPE_CHECKING:
     from vigie.banks.matcher import Matcher
@@ -35,8 +36,8 @@ def verified_matches(
         im.draft("L", (1024, 1024))
         gray = im.convert("L")
     gray.thumbnail((1024, 1024))
-    query = features.extract(np.asarray(gray))
-    if query is None:
+    views = _query_views(np.asarray(gray))
+    if not views:
         return []
     rows = matcher.entries([eid for eid, _ in cands])
     banks = dict(matcher.banks)
@@ -46,7 +47,8 @@ def verified_matches(
         b = banks.get(e.bank_id) if e is not None else None
         if e is None or b is None or not e.enabled or b.kind != "match":
             continue
-        evidence = features.verify(query, features.Features.unpack((e.extra or {})["features"]))
+        known = features.Features.unpack((e.extra or {})["features"])
+        evidence = next((ev for q in views if (ev := features.verify(q, known)) is not None), None)
         if evidence is None:
             continue
         out.append(
@@ -62,3 +64,28 @@ def verified_matches(
             }
         )
     return out
+
+
+def _query_views(gray: np.ndarray) -> list[features.Features]:
+    """Features of the whole query, then of the picture inside its frame or screenshot layout, if any.
+
+    A photo shown small inside a page gets few of the whole image's keypoints; taken alone it gets them all.
+    Points are mapped back to the whole view's coordinates, so the reported transform says where it sits.
+    """
+    whole = features.extract(gray)
+    if whole is None:
+        return []
+    views = [whole]
+    boxes = picture_boxes(gray)
+    box = boxes.get("trim_inner") or boxes.get("trim")
+    if box is not None:
+        x0, y0, x1, y1 = box
+        inner = features.extract(gray[y0:y1, x0:x1])
+        if inner is not None and len(inner.points):
+            # extract() works on a copy scaled down to SIDE: inner points -> box pixels -> whole-image
+            # pixels -> the whole view's scaled coordinates
+            k_box = min(1.0, features.SIDE / max(x1 - x0, y1 - y0))
+            k_whole = min(1.0, features.SIDE / max(gray.shape[:2]))
+            pts = (inner.points / k_box + np.float32([x0, y0])) * k_whole
+            views.append(features.Features(pts.astype(np.float32), inner.descriptors))
+    return views

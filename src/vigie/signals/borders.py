@@ -127,14 +127,13 @@ def peel(px: np.ndarray, step: int = 1, tol: int = 12) -> tuple[int, int, int, i
     return left, top, right, bottom
 
 
-def trimmed_hashes(px: np.ndarray, full_size: tuple[int, int]) -> dict[str, str]:
-    """PDQ hashes of the picture inside bars or a frame (``trim``) and inside a screenshot-like layout
-    (``trim_inner``); empty for an unframed image.
+def picture_boxes(px: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
+    """Pixel boxes (left, top, right, bottom) of the picture inside bars or a frame (``trim``) and inside a
+    screenshot-like layout (``trim_inner``); empty for an unframed image.
 
-    ``px`` are the pixels PDQ hashing already decoded (reduced luma for large JPEGs, or RGB) of an image
-    of ``full_size``: bars are peeled at that resolution and a picture is searched on a strided view, so an
-    unframed image costs about a millisecond and nothing is decoded twice. Both boxes are kept when they
-    differ: a photo whose own edge is plain can fool the second search, never the first.
+    Bars are peeled at the resolution of ``px`` and a picture is searched on a strided view, so an unframed
+    image costs about a millisecond. Both boxes are kept when they differ: a photo whose own edge is plain
+    can fool the second search, never the first.
     """
     h, w = px.shape[:2]
     step = max(1, max(h, w) // THUMB)
@@ -149,9 +148,19 @@ def trimmed_hashes(px: np.ndarray, full_size: tuple[int, int]) -> dict[str, str]
         coarse = (round(frac[0] * iw), round(frac[1] * ih), round(frac[2] * iw), round(frac[3] * ih))
         bx = _refine(inner, coarse, step)
         boxes["trim_inner"] = (x0 + bx[0], y0 + bx[1], x0 + bx[2], y0 + bx[3])
+    return boxes
+
+
+def trimmed_hashes(px: np.ndarray, full_size: tuple[int, int]) -> dict[str, str]:
+    """PDQ hashes of each :func:`picture_boxes` box, by name; empty for an unframed image.
+
+    ``px`` are the pixels PDQ hashing already decoded (reduced luma for large JPEGs, or RGB) of an image
+    of ``full_size``, so nothing is decoded twice.
+    """
+    h, w = px.shape[:2]
     out: dict[str, str] = {}
     kx, ky = full_size[0] / w, full_size[1] / h
-    for name, (a0, b0, a1, b1) in boxes.items():
+    for name, (a0, b0, a1, b1) in picture_boxes(px).items():
         hsh = hash_pixels(px[b0:b1, a0:a1], (round((a1 - a0) * kx), round((b1 - b0) * ky)))
         if hsh.quality > 0 and hsh.hex not in out.values():
             out[name] = hsh.hex
