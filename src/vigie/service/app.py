@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -31,6 +33,7 @@ from vigie.store.vault import Vault
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_LOOKUP_VALUES = 1000
 KEY_CACHE_S = 2.0  # a revoked key stops working within this many seconds
+MEDIA_THREADS = int(os.environ.get("VIGIE_MEDIA_THREADS", "2"))
 
 
 class LookupIn(BaseModel):
@@ -162,6 +165,7 @@ class Service:
         self.refresh_interval = refresh_interval
         self._refreshed = time.monotonic()
         self._lock = threading.Lock()
+        self._media_limiter: anyio.CapacityLimiter | None = None
         self.requests: Counter[tuple[str, str, int]] = Counter()
         policy_path = os.environ.get("VIGIE_POLICY")
         policy = load_policy(Path(policy_path) if policy_path else None)
@@ -173,6 +177,13 @@ class Service:
             webhooks=bool(os.environ.get("VIGIE_WEBHOOK_URL")),
             vault=Vault.from_settings(settings.home) if queued else None,
         )
+
+    def media_threads(self) -> anyio.CapacityLimiter:
+        """Threads that hash uploads: a few per process, so CPU-bound work queues in arrival order instead
+        of 40 threads contending for one interpreter lock (which stretched the tail of upload latency)."""
+        if self._media_limiter is None:
+            self._media_limiter = anyio.CapacityLimiter(MEDIA_THREADS)
+        return self._media_limiter
 
     def fresh_matcher(self) -> Matcher:
         """The matcher, caught up when other replicas may have changed banks since the last look."""
@@ -339,8 +350,13 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
                 raise HTTPException(422, "multipart body needs a 'file' part")
             data = await upload.read()
             context = {k: str(form[k])[:100_000] for k in CONTEXT_FIELDS if k in form}
-            outcome = await run_in_threadpool(
-                svc.items.submit_media, matcher, data, upload.filename or "upload", context
+            outcome = await anyio.to_thread.run_sync(
+                svc.items.submit_media,
+                matcher,
+                data,
+                upload.filename or "upload",
+                context,
+                limiter=svc.media_threads(),
             )
         elif ctype.startswith("application/json"):
             try:

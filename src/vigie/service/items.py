@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from vigie.analyzers import default_analyzers
 from vigie.analyzers.prompt_risk import context_findings
 from vigie.banks.matcher import Matcher
@@ -89,32 +91,36 @@ class Items:
         decision = self.policy.decide(matches, findings).to_json()
         decision["pending"] = job[1] if job else []
         item_id = str(uuid.uuid4())
+        row = {
+            "id": item_id,
+            "external_id": context.get("external_id"),
+            "uploader_id": context.get("uploader_id"),
+            "context": context,
+            "signals": signals,
+            "matches": matches,
+            "findings": findings,
+            "decision": decision,
+            "action": decision["action"],
+            "priority": decision["priority"],
+        }
+        # plain INSERTs in one transaction: an accepted item always has its job and its event, and the
+        # upload path skips the unit-of-work flush (a third of the cost of recording)
         with self.db.session() as s:
-            if job is not None and self.vault is not None:  # same transaction: an accepted item keeps its job
-                s.add(
-                    AnalysisJob(
-                        item_id=item_id,
-                        filename=job[0].path[:512],
-                        media_type=job[0].media_type,
-                        payload=self.vault.seal(job[0].data, item_id),
-                        analyzers=job[1],
-                    )
+            s.execute(sa.insert(ItemRecord), [row])
+            if job is not None and self.vault is not None:
+                s.execute(
+                    sa.insert(AnalysisJob),
+                    [
+                        {
+                            "item_id": item_id,
+                            "filename": job[0].path[:512],
+                            "media_type": job[0].media_type,
+                            "payload": self.vault.seal(job[0].data, item_id),
+                            "analyzers": job[1],
+                        }
+                    ],
                 )
-            s.add(
-                ItemRecord(
-                    id=item_id,
-                    external_id=context.get("external_id"),
-                    uploader_id=context.get("uploader_id"),
-                    context=context,
-                    signals=signals,
-                    matches=matches,
-                    findings=findings,
-                    decision=decision,
-                    action=decision["action"],
-                    priority=decision["priority"],
-                )
-            )
-            if self.webhooks:  # same transaction: an accepted item always has its event
+            if self.webhooks:
                 payload = {
                     "item_id": item_id,
                     "external_id": context.get("external_id"),

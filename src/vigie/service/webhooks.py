@@ -48,7 +48,9 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, max_age_s: 
 def enqueue(session: Session, event_type: str, payload: dict[str, Any]) -> str:
     """Add an event inside the caller's transaction (it lands or vanishes with the item)."""
     event_id = str(uuid.uuid4())
-    session.add(OutboxEvent(event_id=event_id, event_type=event_type, payload=payload, attempts=0))
+    session.execute(
+        sa.insert(OutboxEvent), [{"event_id": event_id, "event_type": event_type, "payload": payload}]
+    )
     return event_id
 
 

@@ -74,6 +74,8 @@ def content_box(rgb: np.ndarray) -> tuple[float, float, float, float] | None:
     if min(h, w) < 16:
         return None
     bg = background_mask(rgb)
+    if not bg.any():  # no frequent edge colour: nothing frames the picture
+        return None
     rows = _runs((~bg).mean(axis=1) >= 0.3, gap=max(1, h // 50))
     if rows is None:
         return None
@@ -100,6 +102,8 @@ def _same(lines: np.ndarray, colour: np.ndarray, tol: int) -> np.ndarray:
 def _peel_side(a: np.ndarray, step: int, tol: int) -> int:
     """How many outer lines of ``a`` (outermost first) are one colour: every ``step``-th, then exactly."""
     colour = np.median(a[0], axis=0).astype(np.int16)
+    if not _same(a[:1], colour, tol)[0]:  # the usual case, an unframed edge: one line decides
+        return 0
     coarse = _same(a[::step], colour, tol)
     n = int(np.argmin(coarse)) if not coarse.all() else len(coarse)
     if n == 0:
