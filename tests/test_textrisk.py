@@ -5,8 +5,6 @@ Violating fixtures are short clinical category phrases (an age term beside a sex
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from vigie.errors import VigieError
@@ -135,9 +133,8 @@ def test_language_detection(text: str, lang: str) -> None:
 
 def test_bad_input(tr: TextRisk) -> None:
     assert tr.assess("").label == "none"
-    t0 = time.perf_counter()
-    huge = tr.assess("a cat on a sofa. " * 62_000)  # ~1 MB
-    assert huge.truncated and huge.action == "allow" and time.perf_counter() - t0 < 5
+    huge = tr.assess("a cat on a sofa. " * 62_000)  # ~1 MB: read up to the engine's cap, never whole
+    assert huge.truncated and huge.action == "allow"
     binary = bytes(range(256)).decode("latin-1") * 40
     assert tr.assess(binary).action == "allow"
     mixed = tr.assess("photo 写真 фото φωτο صورة 사진 nude 12yo")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -14,6 +17,7 @@ from vigie.media import Item, sniff
 from vigie.media.video import sample_frames
 from vigie.settings import MediaLimits
 from vigie.signals import hash_item
+from vigie.signals.pdq import hash_pixels
 
 
 def make_video(
@@ -70,3 +74,22 @@ def test_video_limits_and_garbage() -> None:
     sig = hash_item(Item("bad.mp4", bad, sniff(bad)), MediaLimits())
     assert sig.error and sig.error.split(":")[0] in {"corrupt", "unsupported"}
     assert sig.sha256  # crypto hashes survive a decode failure
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command (.ci/run installs it)")
+def test_rotation_metadata_turns_frames_upright_as_ffmpeg_shows_them(tmp_path: Path) -> None:
+    """A phone-style video (pixels stored sideways, a display matrix saying how to show them) is hashed
+    as a player shows it: vigie's frames equal ffmpeg's auto-rotated decode, pixel for pixel."""
+    src, tagged, raw = tmp_path / "upright.mp4", tmp_path / "tagged.mp4", tmp_path / "first.rgb"
+    src.write_bytes(make_video(seconds=2.0, size=(160, 96)))
+    ff = ["ffmpeg", "-v", "error", "-y"]
+    subprocess.run([*ff, "-i", src, "-c", "copy", "-metadata:s:v:0", "rotate=90", tagged], check=True)
+    subprocess.run(
+        [*ff, "-i", tagged, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", raw], check=True
+    )
+    shown = np.fromfile(raw, np.uint8).reshape(160, 96, 3)  # ffmpeg's autorotate: 96 wide, 160 high
+    frames = list(sample_frames(tagged.read_bytes(), MediaLimits(), fps=1.0))
+    assert frames[0][1].shape == (160, 96, 3)
+    assert np.array_equal(frames[0][1], shown)
+    turned = hash_item(Item("t.mp4", tagged.read_bytes(), "video/mp4"), MediaLimits()).vpdq
+    assert turned and turned[0].pdq == hash_pixels(shown).hex  # the hash is of what a viewer sees
