@@ -41,7 +41,7 @@ def _runs(mask: np.ndarray, gap: int) -> tuple[int, int] | None:
 
 
 def background_mask(rgb: np.ndarray) -> np.ndarray:
-    """Pixels whose colour is one of the frequent colours of the image's outer band (RGB or luma)."""
+    """Pixels (uint8 RGB or luma) whose colour is one of the frequent colours of the image's outer band."""
     if rgb.ndim == 2:
         rgb = rgb[:, :, None]
     h, w, c = rgb.shape
@@ -59,12 +59,16 @@ def background_mask(rgb: np.ndarray) -> np.ndarray:
     )  # one channel: finer, or photos look like frames
     q = (band // step).astype(np.int32)
     keys = q[:, 0] * 256 + q[:, -1] * 16 + q[:, len(q[0]) // 2]
-    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    colours = [band[inverse == k].mean(axis=0) for k in np.flatnonzero(counts >= 0.08 * len(band))]
+    counts = np.bincount(keys)  # a histogram of quantised colours (small keys: cheaper than sorting)
+    colours = [band[keys == k].mean(axis=0) for k in np.flatnonzero(counts >= 0.08 * len(band))]
     mask = np.zeros((h, w), dtype=bool)
-    px = rgb.astype(np.int16)
     for colour in colours:
-        mask |= np.max(np.abs(px - colour), axis=2) <= tol
+        # |pixel - colour| <= tol per channel, as integer bounds on the uint8 pixels (no wide temporaries)
+        lo, hi = np.ceil(colour - tol), np.floor(colour + tol)
+        if (lo > 255).any() or (hi < 0).any():
+            continue
+        lo8, hi8 = np.clip(lo, 0, 255).astype(np.uint8), np.clip(hi, 0, 255).astype(np.uint8)
+        mask |= ((rgb >= lo8) & (rgb <= hi8)).all(axis=2)
     return mask
 
 

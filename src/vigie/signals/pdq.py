@@ -202,14 +202,22 @@ def _quality(buf: np.ndarray) -> int:
     return min(100, total // 90)
 
 
-def _bits_to_hex(coef: np.ndarray) -> str:
-    bits = (coef > np.median(coef)).reshape(-1)[::-1]
+def _median(values: np.ndarray) -> np.floating:
+    """``np.median`` of an even-sized array, the same value without its generic reduction machinery."""
+    flat = values.reshape(-1)
+    mid = flat.size // 2
+    part = np.partition(flat, (mid - 1, mid))
+    return (part[mid - 1] + part[mid]) / flat.dtype.type(2)
+
+
+def _bits_to_hex(coef: np.ndarray, median: np.floating | None = None) -> str:
+    bits = (coef > (_median(coef) if median is None else median)).reshape(-1)[::-1]
     return np.packbits(bits).tobytes().hex()
 
 
 def _spread(coef: np.ndarray) -> float:
     """Median absolute deviation of the coefficients: how far a typical bit is from flipping."""
-    return float(np.median(np.abs(coef - np.median(coef))))
+    return float(_median(np.abs(coef - _median(coef))))
 
 
 def _coefficients(pixels: np.ndarray, full_size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
@@ -296,7 +304,7 @@ def hash_image_pixels(
         px = _exact_pixels(im)
         coef, q = _coefficients(px)
     variants = dihedral_hexes(coef) if dihedral else None
-    return PDQHash(_bits_to_hex(coef), q), variants, px
+    return PDQHash(variants[0] if variants else _bits_to_hex(coef), q), variants, px
 
 
 def hash_pixels(px: np.ndarray, full_size: tuple[int, int] | None = None) -> PDQHash:
@@ -336,8 +344,11 @@ def dihedral_hexes(coef: np.ndarray) -> list[str]:
     mx = coef * sign[None, :]  # mirror left-right
     my = coef * sign[:, None]  # mirror top-bottom
     mxy = mx * sign[:, None]  # rotate 180
-    t = coef.T
-    return [_bits_to_hex(c) for c in (coef, mx, my, mxy, t, mx.T, my.T, mxy.T)]
+    out = [""] * 8
+    for k, c in enumerate((coef, mx, my, mxy)):  # a transpose keeps the values, so their median
+        med = _median(c)
+        out[k], out[k + 4] = _bits_to_hex(c, med), _bits_to_hex(c.T, med)
+    return out
 
 
 def distance(a: str, b: str) -> int:
