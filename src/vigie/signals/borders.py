@@ -40,8 +40,9 @@ def _runs(mask: np.ndarray, gap: int) -> tuple[int, int] | None:
     return int(best[0]), int(best[1]) + 1
 
 
-def background_mask(rgb: np.ndarray) -> np.ndarray:
-    """Pixels (uint8 RGB or luma) whose colour is one of the frequent colours of the image's outer band."""
+def background_bounds(rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each frequent colour of the outer band of ``rgb`` (uint8, RGB or luma), the per-channel uint8
+    bounds within which a pixel counts as that colour."""
     if rgb.ndim == 2:
         rgb = rgb[:, :, None]
     h, w, c = rgb.shape
@@ -60,16 +61,29 @@ def background_mask(rgb: np.ndarray) -> np.ndarray:
     q = (band // step).astype(np.int32)
     keys = q[:, 0] * 256 + q[:, -1] * 16 + q[:, len(q[0]) // 2]
     counts = np.bincount(keys)  # a histogram of quantised colours (small keys: cheaper than sorting)
-    colours = [band[keys == k].mean(axis=0) for k in np.flatnonzero(counts >= 0.08 * len(band))]
-    mask = np.zeros((h, w), dtype=bool)
-    for colour in colours:
+    bounds = []
+    for k in np.flatnonzero(counts >= 0.08 * len(band)):
+        colour = band[keys == k].mean(axis=0)
         # |pixel - colour| <= tol per channel, as integer bounds on the uint8 pixels (no wide temporaries)
         lo, hi = np.ceil(colour - tol), np.floor(colour + tol)
-        if (lo > 255).any() or (hi < 0).any():
-            continue
-        lo8, hi8 = np.clip(lo, 0, 255).astype(np.uint8), np.clip(hi, 0, 255).astype(np.uint8)
+        if (lo <= 255).all() and (hi >= 0).all():
+            bounds.append((np.clip(lo, 0, 255).astype(np.uint8), np.clip(hi, 0, 255).astype(np.uint8)))
+    return bounds
+
+
+def mask_within(rgb: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Pixels of ``rgb`` inside any of the colour ``bounds``."""
+    if rgb.ndim == 2:
+        rgb = rgb[:, :, None]
+    mask = np.zeros(rgb.shape[:2], dtype=bool)
+    for lo8, hi8 in bounds:
         mask |= ((rgb >= lo8) & (rgb <= hi8)).all(axis=2)
     return mask
+
+
+def background_mask(rgb: np.ndarray) -> np.ndarray:
+    """Pixels (uint8 RGB or luma) whose colour is one of the frequent colours of the image's outer band."""
+    return mask_within(rgb, background_bounds(rgb))
 
 
 def content_box(rgb: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -100,7 +114,9 @@ def content_box(rgb: np.ndarray) -> tuple[float, float, float, float] | None:
 
 def _same(lines: np.ndarray, colour: np.ndarray, tol: int) -> np.ndarray:
     """For each line (n, length, c): whether 98% of its pixels are within ``tol`` of ``colour``."""
-    return (np.max(np.abs(lines.astype(np.int16) - colour), axis=2) <= tol).mean(axis=1) >= 0.98
+    lo = np.clip(colour - tol, 0, 255).astype(np.uint8)  # integer colour: the same test as |line - colour|
+    hi = np.clip(colour + tol, 0, 255).astype(np.uint8)
+    return ((lines >= lo) & (lines <= hi)).all(axis=2).mean(axis=1) >= 0.98
 
 
 def _peel_side(a: np.ndarray, step: int, tol: int) -> int:
@@ -176,30 +192,41 @@ def trimmed_hashes(px: np.ndarray, full_size: tuple[int, int]) -> dict[str, str]
 
 
 def _refine(px: np.ndarray, box: tuple[int, int, int, int], step: int) -> tuple[int, int, int, int]:
-    """Each edge of a box found on a strided view, moved to the exact line where the picture starts."""
+    """Each edge of a box found on a strided view, moved to the exact line where the picture starts.
+
+    The background colours come from the box grown by two strides; pixels are tested only in the strips
+    where each edge can move, at full resolution.
+    """
     if step == 1:
         return box
     x0, y0, x1, y1 = box
     h, w = px.shape[:2]
-    bg = background_mask(
-        px[max(0, y0 - 2 * step) : min(h, y1 + 2 * step), max(0, x0 - 2 * step) : min(w, x1 + 2 * step)]
-    )
     oy, ox = max(0, y0 - 2 * step), max(0, x0 - 2 * step)
-    rows = (~bg[:, x0 - ox : x1 - ox]).mean(axis=1) >= 0.5
-    cols = (~bg[y0 - oy : y1 - oy]).mean(axis=0) >= 0.5
+    region = px[oy : min(h, y1 + 2 * step), ox : min(w, x1 + 2 * step)]
+    bounds = background_bounds(region)
 
-    def first(mask: np.ndarray, lo: int, hi: int) -> int | None:
-        idx = np.flatnonzero(mask[max(0, lo) : max(0, hi)])
-        return int(idx[0]) + max(0, lo) if idx.size else None
+    def picture_rows(lo: int, hi: int) -> tuple[np.ndarray, int]:
+        lo = max(0, lo)
+        strip = region[lo : max(lo, hi), x0 - ox : x1 - ox]
+        return (~mask_within(strip, bounds)).mean(axis=1) >= 0.5, lo
 
-    def last(mask: np.ndarray, lo: int, hi: int) -> int | None:
-        idx = np.flatnonzero(mask[max(0, lo) : max(0, hi)])
-        return int(idx[-1]) + max(0, lo) + 1 if idx.size else None
+    def picture_cols(lo: int, hi: int) -> tuple[np.ndarray, int]:
+        lo = max(0, lo)
+        strip = region[y0 - oy : y1 - oy, lo : max(lo, hi)]
+        return (~mask_within(strip, bounds)).mean(axis=0) >= 0.5, lo
 
-    ny0 = first(rows, y0 - oy - step, y0 - oy + step)
-    ny1 = last(rows, y1 - oy - step, y1 - oy + step)
-    nx0 = first(cols, x0 - ox - step, x0 - ox + step)
-    nx1 = last(cols, x1 - ox - step, x1 - ox + step)
+    def first(found: tuple[np.ndarray, int]) -> int | None:
+        idx = np.flatnonzero(found[0])
+        return int(idx[0]) + found[1] if idx.size else None
+
+    def last(found: tuple[np.ndarray, int]) -> int | None:
+        idx = np.flatnonzero(found[0])
+        return int(idx[-1]) + found[1] + 1 if idx.size else None
+
+    ny0 = first(picture_rows(y0 - oy - step, y0 - oy + step))
+    ny1 = last(picture_rows(y1 - oy - step, y1 - oy + step))
+    nx0 = first(picture_cols(x0 - ox - step, x0 - ox + step))
+    nx1 = last(picture_cols(x1 - ox - step, x1 - ox + step))
     return (
         x0 if nx0 is None else nx0 + ox,
         y0 if ny0 is None else ny0 + oy,

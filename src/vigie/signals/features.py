@@ -55,6 +55,9 @@ def _cv2() -> Any | None:
         import cv2
     except ImportError:
         return None
+    # one item is verified at a time per process (scans and the service parallelise by process); OpenCV's
+    # own worker threads only spin on the other core between the short calls made here
+    cv2.setNumThreads(1)
     return cv2
 
 
