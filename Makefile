@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo demo-serve test lint bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python demo/run_demo.py
+
+# the demo, then `vigie serve` on 127.0.0.1:8000 over its bank with a fresh API key (Ctrl-C stops it)
+demo-serve: $(STAMP)
+	$(BIN)/python demo/run_demo.py --serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench demo

@@ -2,10 +2,14 @@
 
 The photos in ../shared/data/photos (ordinary wallpapers) play "known material". Without them, abstract
 generated patterns stand in. Every step runs the real `vigie` command, printed before it runs.
+`make demo-serve` (``--serve``) then creates an API key and starts `vigie serve` on loopback over the demo
+bank, with the requests to try printed first.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import io
 import os
 import shlex
@@ -21,7 +25,6 @@ from PIL import Image, ImageEnhance, ImageOps, PngImagePlugin
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
-OUT = ROOT / "demo" / "out"
 VIGIE = [sys.executable, "-m", "vigie"]
 
 
@@ -48,17 +51,54 @@ def save(im: Image.Image, path: Path, quality: int = 90) -> None:
     im.save(path, "JPEG", quality=quality)
 
 
-def run(*args: str) -> None:
-    env = {**os.environ, "VIGIE_HOME": str(OUT / "vigie-data")}
+def env_for(out: Path) -> dict[str, str]:
+    return {**os.environ, "VIGIE_HOME": str(out / "vigie-data")}
+
+
+def run(out: Path, *args: str, capture: bool = False) -> str:
+    """Run one `vigie` command, shown before it runs; with ``capture`` its standard output is returned."""
     print(f"\n$ vigie {' '.join(shlex.quote(a) for a in args)}", flush=True)
-    subprocess.run([*VIGIE, *args], check=True, env=env)
+    pipe = subprocess.PIPE if capture else None
+    done = subprocess.run([*VIGIE, *args], check=True, env=env_for(out), stdout=pipe, text=True)
+    return done.stdout or ""
+
+
+def serve(out: Path, port: int) -> None:
+    """A key for the demo service, the requests to try, then `vigie serve` in the foreground."""
+    made = run(
+        out, "keys", "create", "--scope", "lookup", "--scope", "items:write", "--name", "demo", capture=True
+    )
+    key = made.strip().splitlines()[-1]
+    known = sorted((out / "known").glob("*.jpg"))[0]
+    upload = sorted((out / "inbox").glob("upload_*_mirrored.jpg"))[0]
+    base = f"http://127.0.0.1:{port}"
+    md5 = hashlib.md5(known.read_bytes()).hexdigest()
+    print(
+        f"""
+The demo service: bank demo-known, API key {key} (scopes lookup, items:write).
+Try, from another terminal:
+  curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
+       -d '{{"md5": ["{md5}"]}}' {base}/v1/lookup
+  curl -s -H 'Authorization: Bearer {key}' -F file=@{upload} {base}/v1/items
+  open {base}/docs for the OpenAPI pages. Ctrl-C stops the server.""",
+        flush=True,
+    )
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    print(f"\n$ vigie {' '.join(args)}", flush=True)
+    os.execve(sys.executable, [*VIGIE, *args], env_for(out))
 
 
 def main() -> None:
-    shutil.rmtree(OUT, ignore_errors=True)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "demo" / "out", help="where the demo writes")
+    ap.add_argument("--serve", action="store_true", help="then start vigie serve over the demo bank")
+    ap.add_argument("--port", type=int, default=8000)
+    args = ap.parse_args()
+    out: Path = args.out
+    shutil.rmtree(out, ignore_errors=True)
     images = stand_ins()
     known, unrelated = images[: len(images) // 2], images[len(images) // 2 :]
-    known_dir, inbox = OUT / "known", OUT / "inbox"
+    known_dir, inbox = out / "known", out / "inbox"
     for i, im in enumerate(known):
         save(im, known_dir / f"known_{i:02d}.jpg", quality=92)
 
@@ -98,11 +138,13 @@ def main() -> None:
     (inbox / "empty.png").write_bytes(b"")
     (inbox / "notes.txt").write_text("not an image\n")
 
-    run("bank", "create", "demo-known", "--description", "benign stand-ins playing known material")
-    run("bank", "add", "demo-known", str(known_dir), "--category", "demo", "--source", "make demo")
-    run("bank", "list")
-    run("scan", str(inbox), "--report", str(OUT / "report.html"), "--report", str(OUT / "report.json"))
-    print(f"\nOpen {OUT / 'report.html'} in a browser to read the report.")
+    run(out, "bank", "create", "demo-known", "--description", "benign stand-ins playing known material")
+    run(out, "bank", "add", "demo-known", str(known_dir), "--category", "demo", "--source", "make demo")
+    run(out, "bank", "list")
+    run(out, "scan", str(inbox), "--report", str(out / "report.html"), "--report", str(out / "report.json"))
+    print(f"\nOpen {out / 'report.html'} in a browser to read the report.")
+    if args.serve:
+        serve(out, args.port)
 
 
 if __name__ == "__main__":
