@@ -39,12 +39,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from robustness import HARD, OUT_OF_SCOPE, TRANSFORMS
-from vigie.banks.ingest import derived_hashes
+from vigie.banks.ingest import derived_hashes, media_aids
 from vigie.banks.matcher import Matcher
 from vigie.media import Item, sniff
 from vigie.pipeline import PipelineContext, process_item
 from vigie.settings import MediaLimits
 from vigie.signals import hash_item
+from vigie.signals.pdq import WEAK_SPREAD
 from vigie.store import open_db
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,6 +200,8 @@ def main() -> int:
     vig_orig = np.stack(vig_hashes)
     owner = np.array(vig_owner)
     bankable = np.array([(s.pdq_quality or 0) >= 50 for s in vig_sigs])  # vigie bank add keeps PDQ >= 50
+    # what `vigie bank add` reports as a weak PDQ (flat low frequencies): the "informative" breakdown
+    informative = bankable & np.array([media_aids(d, limits).spread >= WEAK_SPREAD for d in orig_bytes])
     matcher = Matcher.open(open_db(f"sqlite:///{work / 'home' / 'vigie.db'}"))
     ctx = PipelineContext(limits=limits, matcher=matcher)
     process_item(Item("warm.jpg", orig_bytes[0], "image/jpeg"), ctx)
@@ -209,6 +212,7 @@ def main() -> int:
     # and the same two on what a bank holds: queries of bankable originals, negatives among bankable ones
     ref, sig_curve, comb = Curve(), Curve(), Curve()
     ref_b, comb_b = Curve(), Curve()
+    comb_i = Curve()  # and vigie's matcher on the bankable originals the bank does not report as weak
     t_ref = t_vig = t_hash = 0.0
     speed_sample: list[bytes] = []  # every 4th query, hashed again on its own for the speed figures
     nq = 0
@@ -278,36 +282,39 @@ def main() -> int:
                     d_comb[index_of[n2]] = 0
             comb.add(tname, d_comb[i], d_comb[mask])
             comb_b.add(tname, d_comb[i] if bankable[i] else None, d_comb[mask & bankable])
+            comb_i.add(tname, d_comb[i] if informative[i] else None, d_comb[mask & informative])
         rows[tname] = rec
     speed = hashing_speed(speed_sample, limits)
-    t_r, t_v, t_c, t_rb, t_cb = (c.fit() for c in (ref, sig_curve, comb, ref_b, comb_b))
+    t_r, t_v, t_c, t_rb, t_cb, t_ci = (c.fit() for c in (ref, sig_curve, comb, ref_b, comb_b, comb_i))
     table = []
     print(f"{len(origs)} originals × {len(TRANSFORMS)} transforms = {nq} queries; "
           f"{ref.negatives:,} negative pairs; 99.99% precision thresholds: PDQ {t_r}, vigie signals {t_v}, vigie matcher {t_c} (0 = matched, else 1 + distance); "
-          f"on the bankable set ({comb_b.negatives:,} negative pairs): PDQ {t_rb}, vigie matcher {t_cb}")  # fmt: skip
+          f"on the bankable set ({comb_b.negatives:,} negative pairs): PDQ {t_rb}, vigie matcher {t_cb}; "
+          f"without the {int((bankable & ~informative).sum())} originals the bank reports as weak PDQs: vigie matcher {t_ci}")  # fmt: skip
     print(
-        "columns: all queries (n) | bankable originals only (nb): PDQ and vigie's matcher at 99.99% precision, production recall, false matches, low-quality misses, recall over usable-quality queries"
+        "columns: all queries (n) | bankable originals only (nb): PDQ and vigie's matcher at 99.99% precision, vigie's matcher without the originals the bank reports as weak PDQs, production recall, false matches, low-quality misses, recall over usable-quality queries"
     )
     print(
-        f"{'transform':18} {'n':>4} {'PDQ@P99.99':>10} {'vigie@P99.99':>12} | {'nb':>3} {'PDQ@P99.99':>10} {'vigie@P99.99':>12} {'PDQ@31':>7} {'vigie prod':>10} {'false':>5} {'lowQ miss':>9} {'prod q>=50':>10} | goal"
+        f"{'transform':18} {'n':>4} {'PDQ@P99.99':>10} {'vigie@P99.99':>12} | {'nb':>3} {'PDQ@P99.99':>10} {'vigie@P99.99':>12} {'not weak':>8} {'PDQ@31':>7} {'vigie prod':>10} {'false':>5} {'lowQ miss':>9} {'prod q>=50':>10} | goal"
     )
     for tname, rec in rows.items():
         n = rec["n"]
         r99, s99, v99 = ref.recall(tname), sig_curve.recall(tname), comb.recall(tname)
-        rb99, vb99 = ref_b.recall(tname), comb_b.recall(tname)
+        rb99, vb99, vi99 = ref_b.recall(tname), comb_b.recall(tname), comb_i.recall(tname)
         goal = None if tname in OUT_OF_SCOPE else 0.95 if tname in HARD else 0.99
         nb = max(rec["bankable"], 1)
         met = None if goal is None else bool(vb99 >= goal)
         row = {"transform": tname, "n": n, "pdq_recall_at_p9999": round(r99, 4), "pdq_recall_prod": round(rec["ref_prod"] / max(rec["bankable"], 1), 4),
                "pdq_low_quality": rec["ref_low_quality"], "vigie_recall_at_p9999": round(v99, 4), "vigie_signals_recall_at_p9999": round(s99, 4),
                "bankable": rec["bankable"], "pdq_recall_at_p9999_bankable": rb99, "vigie_recall_at_p9999_bankable": vb99,
+               "vigie_recall_at_p9999_not_weak": vi99,
                "vigie_recall_prod": round(rec["vigie_prod"] / max(rec["bankable"], 1), 4), "vigie_false_matches": rec["vigie_false"],
                "vigie_low_quality": rec["vigie_low_quality"], "vigie_missed_low_quality": rec["vigie_missed_low_quality"],
                "vigie_recall_prod_usable_quality": round(rec["vigie_prod"] / max(rec["usable"], 1), 4),
                "goal": goal, "goal_met": met}  # fmt: skip
         table.append(row)
         mark = "-" if met is None else "met" if met else "NOT met"
-        print(f"{tname:18} {n:>4} {r99:>10.3f} {v99:>12.3f} | {rec['bankable']:>3} {rb99:>10.3f} {vb99:>12.3f} {rec['ref_prod'] / nb:>7.3f} {rec['vigie_prod'] / nb:>10.3f} {rec['vigie_false']:>5} {rec['vigie_missed_low_quality']:>9} {rec['vigie_prod'] / max(rec['usable'], 1):>10.3f} | {goal or '-'} {mark}")  # fmt: skip
+        print(f"{tname:18} {n:>4} {r99:>10.3f} {v99:>12.3f} | {rec['bankable']:>3} {rb99:>10.3f} {vb99:>12.3f} {vi99:>8.3f} {rec['ref_prod'] / nb:>7.3f} {rec['vigie_prod'] / nb:>10.3f} {rec['vigie_false']:>5} {rec['vigie_missed_low_quality']:>9} {rec['vigie_prod'] / max(rec['usable'], 1):>10.3f} | {goal or '-'} {mark}")  # fmt: skip
     nbank = max(sum(r["bankable"] for r in rows.values()), 1)
     overall = {
         "queries": nq,
@@ -323,6 +330,9 @@ def main() -> int:
         "pdq_recall_at_p9999_bankable": ref_b.recall(),
         "vigie_matcher_threshold_at_p9999_bankable": t_cb,
         "vigie_recall_at_p9999_bankable": comb_b.recall(),
+        "weak_pdq_originals": int((bankable & ~informative).sum()),
+        "vigie_matcher_threshold_at_p9999_not_weak": t_ci,
+        "vigie_recall_at_p9999_not_weak": comb_i.recall(),
         "bankable_queries": sum(r["bankable"] for r in rows.values()),
         "pdq_recall_prod": round(sum(r["ref_prod"] for r in rows.values()) / nbank, 4),
         "vigie_recall_prod": round(sum(r["vigie_prod"] for r in rows.values()) / nbank, 4),

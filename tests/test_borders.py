@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +204,36 @@ def test_verifier_looks_at_the_picture_inside_a_page_on_its_own(photos: list[Pat
         assert np.allclose(
             origin, [20 * 1400 / (1.6 * im.width) * k, 0.2 * im.height * 1400 / (1.6 * im.width) * k], atol=4
         )
+
+
+def test_bank_add_reports_entries_whose_pdq_says_little(photos: list[Path], tmp_path: Path) -> None:
+    """Periodic stripes give PDQ full quality but flat low frequencies: `vigie bank add` says so for that
+    file (and only it), keeps the assessment out of labels and exports, and exact copies still match."""
+    stripes = next((p for p in photos if p.name == "wood-l.jpg"), None)
+    if stripes is None:
+        pytest.skip("the striped wallpaper is not among the shared photos")
+    ordinary = [p for p in photos if p.name != "wood-l.jpg"][:2]
+    env = {**os.environ, "VIGIE_HOME": str(tmp_path / "home")}
+    vigie = [sys.executable, "-m", "vigie"]
+    subprocess.run([*vigie, "bank", "create", "known"], env=env, check=True, capture_output=True)
+    added = subprocess.run(
+        [*vigie, "bank", "add", "known", str(stripes), *map(str, ordinary)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    said = " ".join((added.stdout + added.stderr).split())
+    assert f"weak PDQ for {stripes}" in said and "DCT spread" in said
+    assert all(f"weak PDQ for {p}" not in said for p in ordinary)
+    store = BankStore(open_db(f"sqlite:///{tmp_path / 'home' / 'vigie.db'}"))
+    weak = [e for e in store.iter_entries("known") if (e.extra or {}).get("pdq_weak") is not None]
+    assert len(weak) == 1 and weak[0].external_id == str(stripes) and weak[0].extra["pdq_weak"] < 1.0
+    assert "pdq_weak" not in weak[0].labels()
+    out = io.StringIO()
+    store.export("known", "csv", out)
+    assert "pdq_weak" not in out.getvalue()
+    matched = subprocess.run(
+        [*vigie, "match", "--json", str(stripes)], env=env, capture_output=True, text=True, check=True
+    )
+    assert any(m["signal"] == "sha256" for m in json.loads(matched.stdout)["matches"])

@@ -12,6 +12,7 @@ have no media, hence no derived signals.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from vigie.banks.video import distinct_frames
 from vigie.media import Item, decode_errors, open_image
 from vigie.settings import MediaLimits
 from vigie.signals import features, hash_item
-from vigie.signals.pdq import hash_array
+from vigie.signals.pdq import WEAK_SPREAD, dct_spread, hash_array
 
 MIN_QUALITY = 50
 
@@ -70,13 +71,22 @@ DERIVED: dict[str, Callable[[Image.Image], Image.Image]] = {
 }
 
 
+@dataclass
+class MediaAids:
+    """What a bank keeps from an image besides its own hashes, all from one decode."""
+
+    derived: dict[str, str]  # transform name -> PDQ of that crop or tilt
+    features: str | None  # packed local features for the verifier (None without OpenCV)
+    spread: float  # PDQ's DCT spread on the working copy (see vigie.signals.pdq.WEAK_SPREAD)
+
+
 def derived_hashes(data: bytes, limits: MediaLimits) -> dict[str, str]:
     """PDQ of each :data:`DERIVED` transform of an image (quality below the bank minimum is skipped)."""
-    return media_aids(data, limits)[0]
+    return media_aids(data, limits).derived
 
 
-def media_aids(data: bytes, limits: MediaLimits) -> tuple[dict[str, str], str | None]:
-    """Derived PDQs and packed local features (None without OpenCV) of an image, from one decode."""
+def media_aids(data: bytes, limits: MediaLimits) -> MediaAids:
+    """Derived PDQs, packed local features and the PDQ spread of an image, from one decode."""
     with open_image(data, limits) as im, decode_errors():
         im.draft("RGB", (1024, 1024))  # a ~1 MP working copy is plenty for 64×64 PDQ and 512 px features
         base = im.convert("RGB")
@@ -87,7 +97,8 @@ def media_aids(data: bytes, limits: MediaLimits) -> tuple[dict[str, str], str | 
         if h.quality >= MIN_QUALITY:
             out[name] = h.hex
     feats = features.extract(np.asarray(base.convert("L")))
-    return out, feats.pack() if feats is not None and len(feats.points) else None
+    packed = feats.pack() if feats is not None and len(feats.points) else None
+    return MediaAids(out, packed, dct_spread(np.asarray(base)))
 
 
 def entries_for_items(
@@ -129,13 +140,21 @@ def entries_for_items(
             yield EntryIn(signal_type="pdq", value=sig.pdq, **own)
             continue
         try:
-            extras, packed = media_aids(item.data, limits)
+            aids = media_aids(item.data, limits)
         except Exception as exc:  # the main entry stands; derived signals are an aid
             yield EntryIn(signal_type="pdq", value=sig.pdq, **own)
             yield f"no derived signals for {sig.path}: {exc}"
             continue
-        yield EntryIn(signal_type="pdq", value=sig.pdq, **own, extra={"features": packed} if packed else None)
-        for name, value in extras.items():
+        extra: dict[str, Any] = {"features": aids.features} if aids.features else {}
+        if aids.spread < WEAK_SPREAD:
+            extra["pdq_weak"] = round(aids.spread, 2)
+            yield (
+                f"weak PDQ for {sig.path}: quality {sig.pdq_quality}, but its low frequencies are nearly "
+                f"flat (DCT spread {aids.spread:.2f} < {WEAK_SPREAD}), so altered copies may be missed; "
+                "exact copies still match by md5/sha1/sha256"
+            )
+        yield EntryIn(signal_type="pdq", value=sig.pdq, **own, extra=extra or None)
+        for name, value in aids.derived.items():
             if value != sig.pdq:
                 yield EntryIn(
                     signal_type="pdq", value=value, **own, extra={"derived": name, "of": own["external_id"]}

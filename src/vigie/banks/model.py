@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 LABEL_FIELDS = ("source", "category", "ai_generated", "external_id", "note")
-INTERNAL_EXTRA = frozenset({"features"})
-"""Keys of ``extra`` that are vigie's own search data: never labels, never exported."""
+INTERNAL_EXTRA = frozenset({"features", "pdq_weak"})
+"""Keys of ``extra`` that are vigie's own search data and assessments: never labels, never exported."""
 
 
 @dataclass

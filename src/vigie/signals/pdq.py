@@ -220,6 +220,18 @@ def _spread(coef: np.ndarray) -> float:
     return float(_median(np.abs(coef - _median(coef))))
 
 
+#: Below this DCT spread (grey levels) a PDQ says little about its image, whatever its quality: the low
+#: frequencies are nearly flat (periodic stripes, fine regular textures), so re-encoding or resizing moves
+#: the hash by tens of bits. Such bank entries are reported as weak (exact hashes still match them).
+WEAK_SPREAD = 1.0
+
+
+def dct_spread(pixels: np.ndarray) -> float:
+    """How far, in grey levels, PDQ's DCT coefficients of uint8 pixels (RGB or luma) typically sit from
+    their median: a measure of how much the hash says that its gradient-based quality does not capture."""
+    return _spread(_coefficients(np.ascontiguousarray(pixels))[0])
+
+
 def _coefficients(pixels: np.ndarray, full_size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
     """16×16 DCT coefficients and quality of uint8 pixels (RGB or luma), optionally a reduced decode."""
     h, w = pixels.shape[:2]
