@@ -67,11 +67,12 @@ def hash_item(item: Item, limits: MediaLimits, vpdq_fps: float = 1.0, dihedral: 
             sig.vpdq = hash_video(item.data, limits, vpdq_fps)
         else:
             im = open_image(item.data, limits)
+            size = im.size  # before decoding: a reduced JPEG decode (draft) shrinks im.size
             with im, decode_errors():
                 h, variants, px = hash_image_pixels(im, dihedral=dihedral)
             sig.pdq, sig.pdq_quality, sig.pdq_dihedral = h.hex, h.quality, variants
             if dihedral and px is not None:  # hashing for matching: also the picture inside a frame
-                sig.pdq_extra = {k: v for k, v in trimmed_hashes(px, im.size).items() if v != h.hex} or None
+                sig.pdq_extra = {k: v for k, v in trimmed_hashes(px, size).items() if v != h.hex} or None
             if sig.media_type is None:
                 sig.media_type = f"image/{(im.format or 'unknown').lower()}"
     except MediaError as exc:
