@@ -237,3 +237,34 @@ def test_bank_add_reports_entries_whose_pdq_says_little(photos: list[Path], tmp_
         [*vigie, "match", "--json", str(stripes)], env=env, capture_output=True, text=True, check=True
     )
     assert any(m["signal"] == "sha256" for m in json.loads(matched.stdout)["matches"])
+
+
+def png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("wrap", ["pad_black_20", "pad_white_30", "letterbox"])
+def test_trims_of_a_reduced_jpeg_decode_agree_with_the_full_decode(photos: list[Path], wrap: str) -> None:
+    """Large JPEGs are hashed from a reduced (or, when fragile, an exact) decode; the picture inside the
+    frame must be hashed at the image's real size either way, as a PNG of the same pixels is."""
+    for p in photos[:8]:
+        framed = WRAPS[wrap](load(p, side=1024))  # ~2000 px: decoded at 1/2 or 1/4 scale
+        via_jpeg = hash_item(Item("q.jpg", jpeg(framed), "image/jpeg"), LIMITS, dihedral=True).pdq_extra or {}
+        via_png = hash_item(Item("q.png", png(framed), "image/png"), LIMITS, dihedral=True).pdq_extra or {}
+        for name in via_jpeg.keys() & via_png.keys():
+            assert distance(via_jpeg[name], via_png[name]) <= 16, (p.name, name)
+
+
+def test_a_fragile_framed_jpeg_has_its_picture_hashed_at_full_size(photos: list[Path]) -> None:
+    """A JPEG whose reduced-decode hash is fragile is rehashed from its exact pixels; the picture inside
+    its frame must then be hashed at the image's real size (once it was hashed as if half as large: 134
+    bits from the original instead of 24)."""
+    mouse = next((p for p in photos if p.name == "the-mouse.jpg"), None)
+    if mouse is None:
+        pytest.skip("the-mouse.jpg is not among the shared photos")
+    im = load(mouse, side=1024)
+    orig = hash_item(Item("o.jpg", jpeg(im), "image/jpeg"), LIMITS)
+    framed = hash_item(Item("q.jpg", jpeg(WRAPS["frame_blue_50"](im)), "image/jpeg"), LIMITS, dihedral=True)
+    assert min(distance(v, orig.pdq or "") for v in (framed.pdq_extra or {"none": "f" * 64}).values()) <= 31
