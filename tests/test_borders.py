@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from vigie.banks import BankStore, EntryIn
 from vigie.banks.matcher import Matcher
@@ -268,3 +268,33 @@ def test_a_fragile_framed_jpeg_has_its_picture_hashed_at_full_size(photos: list[
     orig = hash_item(Item("o.jpg", jpeg(im), "image/jpeg"), LIMITS)
     framed = hash_item(Item("q.jpg", jpeg(WRAPS["frame_blue_50"](im)), "image/jpeg"), LIMITS, dihedral=True)
     assert min(distance(v, orig.pdq or "") for v in (framed.pdq_extra or {"none": "f" * 64}).values()) <= 31
+
+
+def caption(im: Image.Image) -> Image.Image:
+    """Two lines of large outlined text across the lower half, as a repost watermark puts them."""
+    out = im.copy()
+    d = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=max(12, im.height // 10))
+    for k, line in enumerate(("repost @ example", "follow for more 2026")):
+        d.text((im.width * 0.04, im.height * (0.55 + 0.2 * k)), line, fill=(255, 255, 255), font=font,
+               stroke_width=3, stroke_fill=(0, 0, 0))  # fmt: skip
+    return out
+
+
+def test_verifier_takes_a_second_look_past_a_caption(photos: list[Path], tmp_path: Path) -> None:
+    """Text laid over a copy wins the strongest corners; when the usual keypoints verify nothing, the
+    verifier looks again with more of them, so captioned copies still match (and unrelated ones do not)."""
+    pytest.importorskip("cv2")
+    store, entries = _media_bank(f"sqlite:///{tmp_path / 'v.db'}", photos[:10], tmp_path)
+    store.add_entries("known", entries)
+    ctx = PipelineContext(limits=LIMITS, matcher=Matcher.open(store.db))
+    verified = matched = 0
+    for p in photos[:10]:
+        res = process_item(Item("c.jpg", jpeg(caption(load(p))), "image/jpeg"), ctx)
+        hits = [m for m in res.matches if m["signal"] == "pdq"]
+        assert all(m["labels"]["external_id"].endswith(p.name) for m in hits)
+        matched += bool(hits)
+        verified += any(m.get("transform") == "verified" for m in hits)
+    assert verified >= 3 and matched >= 6, (verified, matched)  # the usual keypoints alone verify none
+    for p in photos[10:18]:
+        assert process_item(Item("u.jpg", jpeg(caption(load(p))), "image/jpeg"), ctx).matches == []

@@ -36,9 +36,11 @@ def verified_matches(
         im.draft("L", (1024, 1024))
         gray = im.convert("L")
     gray.thumbnail((1024, 1024))
-    views = _query_views(np.asarray(gray))
+    pixels = np.asarray(gray)
+    views = _query_views(pixels)
     if not views:
         return []
+    dense: list[features.Features] | None = None  # taken once, only if a candidate needs it
     rows = matcher.entries([eid for eid, _ in cands])
     banks = dict(matcher.banks)
     out: list[dict[str, Any]] = []
@@ -49,6 +51,11 @@ def verified_matches(
             continue
         known = features.Features.unpack((e.extra or {})["features"])
         evidence = next((ev for q in views if (ev := features.verify(q, known)) is not None), None)
+        if evidence is None:
+            if dense is None:
+                more = features.extract(pixels, features.QUERY_KEYPOINTS)
+                dense = [more] if more is not None and len(more.points) else []
+            evidence = next((ev for q in dense if (ev := features.verify(q, known)) is not None), None)
         if evidence is None:
             continue
         out.append(
