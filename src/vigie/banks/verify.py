@@ -50,12 +50,12 @@ def verified_matches(
         if e is None or b is None or not e.enabled or b.kind != "match":
             continue
         known = features.Features.unpack((e.extra or {})["features"])
-        evidence = next((ev for q in views if (ev := features.verify(q, known)) is not None), None)
+        evidence = _first_evidence(views, known)
         if evidence is None:
             if dense is None:
                 more = features.extract(pixels, features.QUERY_KEYPOINTS)
                 dense = [more] if more is not None and len(more.points) else []
-            evidence = next((ev for q in dense if (ev := features.verify(q, known)) is not None), None)
+            evidence = _first_evidence(dense, known)
         if evidence is None:
             continue
         out.append(
@@ -71,6 +71,11 @@ def verified_matches(
             }
         )
     return out
+
+
+def _first_evidence(views: list[features.Features], known: features.Features) -> dict[str, Any] | None:
+    """The verification evidence of the first view that verifies against ``known``, if any."""
+    return next((ev for q in views if (ev := features.verify(q, known)) is not None), None)
 
 
 def _query_views(gray: np.ndarray) -> list[features.Features]:
