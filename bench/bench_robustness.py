@@ -39,7 +39,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from robustness import HARD, OUT_OF_SCOPE, TRANSFORMS
-from vigie.banks.ingest import derived_hashes, media_aids
+from vigie.banks.ingest import media_aids
 from vigie.banks.matcher import Matcher
 from vigie.media import Item, sniff
 from vigie.pipeline import PipelineContext, process_item
@@ -191,17 +191,18 @@ def main() -> int:
         hash_item(Item(n, d, "image/jpeg"), limits) for (n, _, _), d in zip(origs, orig_bytes, strict=True)
     ]
     # what vigie holds per original: its PDQ plus the derived crop/tilt PDQs `vigie bank add` stores
+    aids = [media_aids(d, limits) for d in orig_bytes]
     vig_hashes: list[np.ndarray] = []
     vig_owner: list[int] = []
-    for k, (s, d) in enumerate(zip(vig_sigs, orig_bytes, strict=True)):
-        for h in [s.pdq or "0" * 64, *derived_hashes(d, limits).values()]:
+    for k, (s, a) in enumerate(zip(vig_sigs, aids, strict=True)):
+        for h in [s.pdq or "0" * 64, *a.derived.values()]:
             vig_hashes.append(hexbits(h))
             vig_owner.append(k)
     vig_orig = np.stack(vig_hashes)
     owner = np.array(vig_owner)
     bankable = np.array([(s.pdq_quality or 0) >= 50 for s in vig_sigs])  # vigie bank add keeps PDQ >= 50
     # what `vigie bank add` reports as a weak PDQ (flat low frequencies): the "informative" breakdown
-    informative = bankable & np.array([media_aids(d, limits).spread >= WEAK_SPREAD for d in orig_bytes])
+    informative = bankable & np.array([a.spread >= WEAK_SPREAD for a in aids])
     matcher = Matcher.open(open_db(f"sqlite:///{work / 'home' / 'vigie.db'}"))
     ctx = PipelineContext(limits=limits, matcher=matcher)
     process_item(Item("warm.jpg", orig_bytes[0], "image/jpeg"), ctx)

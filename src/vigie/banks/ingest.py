@@ -80,11 +80,6 @@ class MediaAids:
     spread: float  # PDQ's DCT spread on the working copy (see vigie.signals.pdq.WEAK_SPREAD)
 
 
-def derived_hashes(data: bytes, limits: MediaLimits) -> dict[str, str]:
-    """PDQ of each :data:`DERIVED` transform of an image (quality below the bank minimum is skipped)."""
-    return media_aids(data, limits).derived
-
-
 def media_aids(data: bytes, limits: MediaLimits) -> MediaAids:
     """Derived PDQs, packed local features and the PDQ spread of an image, from one decode."""
     with open_image(data, limits) as im, decode_errors():

@@ -306,7 +306,11 @@ def hash_image(im: Image.Image, dihedral: bool = False) -> tuple[PDQHash, list[s
 def hash_image_pixels(
     im: Image.Image, dihedral: bool = False
 ) -> tuple[PDQHash, list[str] | None, np.ndarray | None]:
-    """:func:`hash_image` plus the pixels it hashed (reduced luma for large JPEGs, else RGB), for reuse."""
+    """:func:`hash_image` plus the pixels it hashed (reduced luma for large JPEGs, else RGB), for reuse.
+
+    A reduced JPEG decode shrinks ``im.size`` (``draft``): read the full size before calling, to know
+    what the returned pixels stand for.
+    """
     if min(im.size) < MIN_HASHABLE_DIM:
         return PDQHash(_ZERO, 0), ([_ZERO] * 8 if dihedral else None), None
     fast = _jpeg_coefficients(im)
