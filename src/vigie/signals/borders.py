@@ -61,14 +61,16 @@ def background_bounds(rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     q = (band // step).astype(np.int32)
     keys = q[:, 0] * 256 + q[:, -1] * 16 + q[:, len(q[0]) // 2]
     counts = np.bincount(keys)  # a histogram of quantised colours (small keys: cheaper than sorting)
-    bounds = []
-    for k in np.flatnonzero(counts >= 0.08 * len(band)):
-        colour = band[keys == k].mean(axis=0)
-        # |pixel - colour| <= tol per channel, as integer bounds on the uint8 pixels (no wide temporaries)
-        lo, hi = np.ceil(colour - tol), np.floor(colour + tol)
-        if (lo <= 255).all() and (hi >= 0).all():
-            bounds.append((np.clip(lo, 0, 255).astype(np.uint8), np.clip(hi, 0, 255).astype(np.uint8)))
-    return bounds
+    frequent = np.flatnonzero(counts >= 0.08 * len(band))
+    return [_uint8_bounds(band[keys == k].mean(axis=0), tol) for k in frequent]
+
+
+def _uint8_bounds(colour: np.ndarray, tol: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel uint8 (low, high) such that low <= pixel <= high exactly when |pixel - colour| <= tol,
+    for uint8 pixels and a colour within 0–255: the test without wide temporaries."""
+    lo = np.clip(np.ceil(colour - tol), 0, 255).astype(np.uint8)
+    hi = np.clip(np.floor(colour + tol), 0, 255).astype(np.uint8)
+    return lo, hi
 
 
 def mask_within(rgb: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -114,8 +116,7 @@ def content_box(rgb: np.ndarray) -> tuple[float, float, float, float] | None:
 
 def _same(lines: np.ndarray, colour: np.ndarray, tol: int) -> np.ndarray:
     """For each line (n, length, c): whether 98% of its pixels are within ``tol`` of ``colour``."""
-    lo = np.clip(colour - tol, 0, 255).astype(np.uint8)  # integer colour: the same test as |line - colour|
-    hi = np.clip(colour + tol, 0, 255).astype(np.uint8)
+    lo, hi = _uint8_bounds(colour, tol)
     return ((lines >= lo) & (lines <= hi)).all(axis=2).mean(axis=1) >= 0.98
 
 
