@@ -33,7 +33,6 @@ from vigie.store.vault import Vault
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_LOOKUP_VALUES = 1000
 KEY_CACHE_S = 2.0  # a revoked key stops working within this many seconds
-MEDIA_THREADS = int(os.environ.get("VIGIE_MEDIA_THREADS", "2"))
 
 
 class LookupIn(BaseModel):
@@ -165,6 +164,7 @@ class Service:
         self.refresh_interval = refresh_interval
         self._refreshed = time.monotonic()
         self._lock = threading.Lock()
+        self._media_threads = int(os.environ.get("VIGIE_MEDIA_THREADS", "2"))
         self._media_limiter: anyio.CapacityLimiter | None = None
         self.requests: Counter[tuple[str, str, int]] = Counter()
         policy_path = os.environ.get("VIGIE_POLICY")
@@ -182,7 +182,7 @@ class Service:
         """Threads that hash uploads: a few per process, so CPU-bound work queues in arrival order instead
         of 40 threads contending for one interpreter lock (which stretched the tail of upload latency)."""
         if self._media_limiter is None:
-            self._media_limiter = anyio.CapacityLimiter(MEDIA_THREADS)
+            self._media_limiter = anyio.CapacityLimiter(self._media_threads)
         return self._media_limiter
 
     def fresh_matcher(self) -> Matcher:
