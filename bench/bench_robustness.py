@@ -273,9 +273,7 @@ def main() -> int:
             rec["usable"] += int(bankable[i] and not low)
             if bankable[i] and not low and not hit:
                 missed.setdefault(tname, []).append(name)
-            rec["vigie_false"] += sum(
-                1 for n2 in hit_names if n2 and groups[[o[0] for o in origs].index(n2)] != g
-            )
+            rec["vigie_false"] += sum(1 for n2 in hit_names if n2 in index_of and groups[index_of[n2]] != g)
             # the matcher as one score: 0 where the pipeline matched (any stage), else 1 + signal distance
             d_comb = d_vig + 1
             for n2 in hit_names:
