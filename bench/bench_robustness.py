@@ -8,11 +8,11 @@ pairs). Two methods, same files, same run:
 - vigie: the full pipeline against a bank built by ``vigie bank add`` (whatever robust matching vigie does
   shows up here without changing this script), and the signals it hashes for a query (its PDQ, dihedral
   variants and trims, against each original's PDQ and derived crops/tilts).
-Recall at 99.99% precision uses the threshold chosen on the data (the largest one at which precision over
-all pairs stays >= 0.9999). For vigie's matcher the score of a pair is 0 where the pipeline matched it (any
-stage: PDQ, derived entries, verified keypoints) and 1 + the smallest signal distance otherwise, so a
-verified match ranks first and the curve still covers what no stage promoted; "signals" is the same curve
-on distances alone. Production uses the bank's threshold 31 and quality >= 50, and its recall counts the
+Recall at 99.99% precision uses thresholds chosen on the data: for PDQ the largest distance at which
+precision over all pairs stays >= 0.9999; vigie's matcher counts a pair where the pipeline matched it (any
+stage: PDQ, derived entries, verified keypoints), or where PDQ's own distance or the nearest of its extra
+signals is within its threshold, the two thresholds being the pair that keeps the most positives at that
+precision (``JointCurve``); "signals" is one threshold on the nearest signal distance alone. Production uses the bank's threshold 31 and quality >= 50, and its recall counts the
 queries whose original a bank can hold (``vigie bank add`` keeps PDQ of quality >= 50). Speed: query
 hashing (PDQ, 8 dihedral variants, trims) against ``pdqhash`` on the decoded image, per query on one core;
 the whole pipeline (match and verification on candidates too) is reported beside it.
@@ -122,6 +122,60 @@ class Curve:
         return int(sum(len(x) for x in self.neg))
 
 
+class JointCurve:
+    """Vigie's matcher on the curve: a pair counts where a stage matched it, or where PDQ's own distance is
+    within one threshold or the nearest of vigie's extra signals (dihedral variants, trims, derived crops and
+    tilts) within another, both chosen on the data like the reference's single one.
+
+    One threshold over the smallest distance of ~30 hashes per side would sit where negatives get close
+    under that minimum (~48 bits), far below PDQ's own (~79), and drop copies that plain PDQ finds.
+    """
+
+    SIDE = 258  # codes: 0 = matched by a stage, else 1 + distance (0..256)
+
+    def __init__(self) -> None:
+        self.pos: dict[str, list[tuple[int, int]]] = {}
+        self.neg = np.zeros((self.SIDE, self.SIDE), np.int64)
+        self.t = (-1, -1)
+
+    @staticmethod
+    def codes(matched: np.ndarray, d_plain: np.ndarray, d_var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.where(matched, 0, d_plain + 1), np.where(matched, 0, d_var + 1)
+
+    def add(self, tname: str, pos: tuple[int, int] | None, neg: tuple[np.ndarray, np.ndarray]) -> None:
+        if pos is not None:
+            self.pos.setdefault(tname, []).append((int(pos[0]), int(pos[1])))
+        np.add.at(self.neg, neg, 1)
+
+    def fit(self) -> tuple[int, int]:
+        """(plain, extra) codes: the pair that counts the most positives at precision >= PRECISION."""
+        pos = np.zeros_like(self.neg)
+        np.add.at(pos, tuple(np.array([p for v in self.pos.values() for p in v]).T), 1)
+
+        def outside(h: np.ndarray) -> np.ndarray:  # [a, b]: pairs with plain code > a and extra code > b
+            return np.flip(np.flip(h, (0, 1)).cumsum(0).cumsum(1), (0, 1))[1:, 1:]
+
+        tp = int(pos.sum()) - outside(pos)[:129, :129]
+        fp = int(self.neg.sum()) - outside(self.neg)[:129, :129]
+        ok = (tp > 0) & (fp <= (1 - PRECISION) * (tp + fp))
+        score = np.where(ok, tp, -1)
+        a, b = np.unravel_index(int(np.argmax(score)), score.shape)
+        self.t = (int(a), int(b))
+        return self.t
+
+    def recall(self, tname: str | None = None) -> float:
+        vals = self.pos.get(tname, []) if tname else [x for v in self.pos.values() for x in v]
+        hit = [p <= self.t[0] or v <= self.t[1] for p, v in vals]
+        return round(float(np.mean(hit)), 4) if vals else 0.0
+
+    @property
+    def negatives(self) -> int:
+        return int(self.neg.sum())
+
+    def label(self) -> str:
+        return f"PDQ <= {self.t[0] - 1}, extra signals <= {self.t[1] - 1}"
+
+
 def threshold_at(dist_pos: np.ndarray, dist_neg: np.ndarray) -> int:
     """Largest distance threshold with precision >= PRECISION over all pairs."""
     best = -1
@@ -172,6 +226,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="6 photos, for a smoke run")
     ap.add_argument("--out", type=Path, default=RESULTS / "robustness.json")
     ap.add_argument("--show-missed", action="store_true", help="name the usable-quality queries vigie missed")
+    ap.add_argument("--dump", type=Path, help="also save every pair's distances and matches (npz)")
     args = ap.parse_args()
     if args.quick:
         args.photos = 6
@@ -211,13 +266,19 @@ def main() -> int:
     rows: dict[str, dict[str, Any]] = {}
     # every query against every original: plain PDQ, vigie's signals, vigie's matcher (see the docstring);
     # and the same two on what a bank holds: queries of bankable originals, negatives among bankable ones
-    ref, sig_curve, comb = Curve(), Curve(), Curve()
-    ref_b, comb_b = Curve(), Curve()
-    comb_i = Curve()  # and vigie's matcher on the bankable originals the bank does not report as weak
+    ref, sig_curve, comb = Curve(), Curve(), JointCurve()
+    ref_b, comb_b = Curve(), JointCurve()
+    comb_i = JointCurve()  # and vigie's matcher on the bankable originals the bank does not report as weak
     t_ref = t_vig = t_hash = 0.0
     speed_sample: list[bytes] = []  # every 4th query, hashed again on its own for the speed figures
     nq = 0
     missed: dict[str, list[str]] = {}  # bankable, usable-quality queries vigie did not match
+    dump: list[Any] = []
+    own = np.array([vig_owner.index(k) for k in range(len(origs))])
+
+    def d_plain(h: str | None) -> np.ndarray:
+        return distances(hexbits(h)[None, :], vig_orig[own])[0] if h else np.full(len(origs), 256)
+
     for tname, fn in TRANSFORMS.items():
         rec = {
             "n": 0,
@@ -274,22 +335,29 @@ def main() -> int:
             if bankable[i] and not low and not hit:
                 missed.setdefault(tname, []).append(name)
             rec["vigie_false"] += sum(1 for n2 in hit_names if n2 in index_of and groups[index_of[n2]] != g)
-            # the matcher as one score: 0 where the pipeline matched (any stage), else 1 + signal distance
-            d_comb = d_vig + 1
-            for n2 in hit_names:
-                if n2 in index_of:
-                    d_comb[index_of[n2]] = 0
-            comb.add(tname, d_comb[i], d_comb[mask])
-            comb_b.add(tname, d_comb[i] if bankable[i] else None, d_comb[mask & bankable])
-            comb_i.add(tname, d_comb[i] if informative[i] else None, d_comb[mask & informative])
+            # the matcher: matched by a stage, else PDQ's own distance and the nearest extra signal
+            matched = np.zeros(len(origs), dtype=bool)
+            matched[[index_of[n2] for n2 in hit_names if n2 in index_of]] = True
+            cp, cv = JointCurve.codes(matched, d_plain(sig.pdq), d_vig)
+            if args.dump:
+                dump.append((tname, i, d_ref, d_vig, cp - 1, matched, rq, res.pdq_quality or 0))
+            for curve, sel in ((comb, None), (comb_b, bankable), (comb_i, informative)):
+                keep = mask if sel is None else mask & sel
+                curve.add(tname, (cp[i], cv[i]) if sel is None or sel[i] else None, (cp[keep], cv[keep]))
         rows[tname] = rec
+    if args.dump:
+        np.savez(args.dump, tname=np.array([d[0] for d in dump]), i=np.array([d[1] for d in dump]),
+                 d_ref=np.stack([d[2] for d in dump]), d_vig=np.stack([d[3] for d in dump]),
+                 d_plain=np.stack([d[4] for d in dump]), matched=np.stack([d[5] for d in dump]),
+                 ref_q=np.array([d[6] for d in dump]), vig_q=np.array([d[7] for d in dump]),
+                 groups=groups, bankable=bankable, informative=informative)  # fmt: skip
     speed = hashing_speed(speed_sample, limits)
     t_r, t_v, t_c, t_rb, t_cb, t_ci = (c.fit() for c in (ref, sig_curve, comb, ref_b, comb_b, comb_i))
     table = []
     print(f"{len(origs)} originals × {len(TRANSFORMS)} transforms = {nq} queries; "
-          f"{ref.negatives:,} negative pairs; 99.99% precision thresholds: PDQ {t_r}, vigie signals {t_v}, vigie matcher {t_c} (0 = matched, else 1 + distance); "
-          f"on the bankable set ({comb_b.negatives:,} negative pairs): PDQ {t_rb}, vigie matcher {t_cb}; "
-          f"without the {int((bankable & ~informative).sum())} originals the bank reports as weak PDQs: vigie matcher {t_ci}")  # fmt: skip
+          f"{ref.negatives:,} negative pairs; 99.99% precision thresholds: PDQ {t_r}, vigie signals {t_v}, vigie matcher (a stage matched, or {comb.label()}); "
+          f"on the bankable set ({comb_b.negatives:,} negative pairs): PDQ {t_rb}, vigie matcher {comb_b.label()}; "
+          f"without the {int((bankable & ~informative).sum())} originals the bank reports as weak PDQs: vigie matcher {comb_i.label()}")  # fmt: skip
     print(
         "columns: all queries (n) | bankable originals only (nb): PDQ and vigie's matcher at 99.99% precision, vigie's matcher without the originals the bank reports as weak PDQs, production recall, false matches, low-quality misses, recall over usable-quality queries"
     )
@@ -323,14 +391,14 @@ def main() -> int:
         "vigie_threshold_at_p9999": t_v,
         "pdq_recall_at_p9999": ref.recall(),
         "vigie_signals_recall_at_p9999": sig_curve.recall(),
-        "vigie_matcher_threshold_at_p9999": t_c,
+        "vigie_matcher_thresholds_at_p9999": {"pdq": t_c[0] - 1, "extra_signals": t_c[1] - 1},
         "vigie_recall_at_p9999": comb.recall(),
         "pdq_threshold_at_p9999_bankable": t_rb,
         "pdq_recall_at_p9999_bankable": ref_b.recall(),
-        "vigie_matcher_threshold_at_p9999_bankable": t_cb,
+        "vigie_matcher_thresholds_at_p9999_bankable": {"pdq": t_cb[0] - 1, "extra_signals": t_cb[1] - 1},
         "vigie_recall_at_p9999_bankable": comb_b.recall(),
         "weak_pdq_originals": int((bankable & ~informative).sum()),
-        "vigie_matcher_threshold_at_p9999_not_weak": t_ci,
+        "vigie_matcher_thresholds_at_p9999_not_weak": {"pdq": t_ci[0] - 1, "extra_signals": t_ci[1] - 1},
         "vigie_recall_at_p9999_not_weak": comb_i.recall(),
         "bankable_queries": sum(r["bankable"] for r in rows.values()),
         "pdq_recall_prod": round(sum(r["ref_prod"] for r in rows.values()) / nbank, 4),
