@@ -23,21 +23,16 @@ _TOL = 18  # a pixel within this (max channel difference) of a background colour
 
 
 def _runs(mask: np.ndarray, gap: int) -> tuple[int, int] | None:
-    """The longest run of True in a 1-D mask, bridging gaps of up to ``gap`` False values."""
+    """The longest run of True in a 1-D mask, bridging gaps of up to ``gap`` False values (the first of
+    equally long ones)."""
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         return None
-    best = (idx[0], idx[0])
-    start = prev = idx[0]
-    for i in idx[1:]:
-        if i - prev > gap + 1:
-            if prev - start > best[1] - best[0]:
-                best = (start, prev)
-            start = i
-        prev = i
-    if prev - start > best[1] - best[0]:
-        best = (start, prev)
-    return int(best[0]), int(best[1]) + 1
+    cut = np.flatnonzero(np.diff(idx) > gap + 1)  # a run ends at idx[cut] and the next starts after it
+    starts = idx[np.concatenate(([0], cut + 1))]
+    ends = idx[np.concatenate((cut, [idx.size - 1]))]
+    k = int(np.argmax(ends - starts))
+    return int(starts[k]), int(ends[k]) + 1
 
 
 def background_bounds(rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -62,14 +57,19 @@ def background_bounds(rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     keys = q[:, 0] * 256 + q[:, -1] * 16 + q[:, len(q[0]) // 2]
     counts = np.bincount(keys)  # a histogram of quantised colours (small keys: cheaper than sorting)
     frequent = np.flatnonzero(counts >= 0.08 * len(band))
-    return [_uint8_bounds(band[keys == k].mean(axis=0), tol) for k in frequent]
+    if not frequent.size:
+        return []
+    # each frequent colour's mean, by weighted histograms (integer sums: exactly what mean() gives)
+    sums = [np.bincount(keys, weights=band[:, ch], minlength=len(counts))[frequent] for ch in range(c)]
+    lo, hi = _uint8_bounds(np.stack(sums, axis=1) / counts[frequent, None], tol)
+    return list(zip(lo, hi, strict=True))
 
 
 def _uint8_bounds(colour: np.ndarray, tol: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel uint8 (low, high) such that low <= pixel <= high exactly when |pixel - colour| <= tol,
     for uint8 pixels and a colour within 0–255: the test without wide temporaries."""
-    lo = np.clip(np.ceil(colour - tol), 0, 255).astype(np.uint8)
-    hi = np.clip(np.floor(colour + tol), 0, 255).astype(np.uint8)
+    lo = np.maximum(np.ceil(colour - tol), 0).astype(np.uint8)  # colour <= 255: only the low side can
+    hi = np.minimum(np.floor(colour + tol), 255).astype(np.uint8)  # leave 0–255 below, the high side above
     return lo, hi
 
 
@@ -77,10 +77,25 @@ def mask_within(rgb: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) ->
     """Pixels of ``rgb`` inside any of the colour ``bounds``."""
     if rgb.ndim == 2:
         rgb = rgb[:, :, None]
+    if rgb.shape[2] == 1 and bounds:  # luma: one table lookup instead of a pass per colour
+        table = np.zeros(256, dtype=bool)
+        for lo8, hi8 in bounds:
+            table[int(lo8[0]) : int(hi8[0]) + 1] = True
+        return table[rgb[:, :, 0]]
     mask = np.zeros(rgb.shape[:2], dtype=bool)
     for lo8, hi8 in bounds:
-        mask |= ((rgb >= lo8) & (rgb <= hi8)).all(axis=2)
+        mask |= _within(rgb, lo8, hi8)
     return mask
+
+
+def _within(px: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """lo <= pixel <= hi on every channel of (..., c) uint8 pixels: channels combined by hand, since a
+    reduction over a last axis of 1 or 3 costs more than the comparisons."""
+    inside = (px >= lo) & (px <= hi)
+    out = inside[..., 0]
+    for ch in range(1, inside.shape[-1]):
+        out = out & inside[..., ch]
+    return out
 
 
 def background_mask(rgb: np.ndarray) -> np.ndarray:
@@ -117,12 +132,22 @@ def content_box(rgb: np.ndarray) -> tuple[float, float, float, float] | None:
 def _same(lines: np.ndarray, colour: np.ndarray, tol: int) -> np.ndarray:
     """For each line (n, length, c): whether 98% of its pixels are within ``tol`` of ``colour``."""
     lo, hi = _uint8_bounds(colour, tol)
-    return ((lines >= lo) & (lines <= hi)).all(axis=2).mean(axis=1) >= 0.98
+    return _within(lines, lo, hi).mean(axis=1) >= 0.98
+
+
+def _line_median(line: np.ndarray) -> np.ndarray:
+    """Per-channel median of a (length, c) line: ``np.median(line, axis=0)`` by one partition."""
+    n = len(line)
+    mid = n // 2
+    if n % 2:
+        return np.partition(line, mid, axis=0)[mid].astype(np.float64)
+    part = np.partition(line, (mid - 1, mid), axis=0)
+    return (part[mid - 1].astype(np.float64) + part[mid]) / 2
 
 
 def _peel_side(a: np.ndarray, step: int, tol: int) -> int:
     """How many outer lines of ``a`` (outermost first) are one colour: every ``step``-th, then exactly."""
-    colour = np.median(a[0], axis=0).astype(np.int16)
+    colour = _line_median(a[0]).astype(np.int16)
     if not _same(a[:1], colour, tol)[0]:  # the usual case, an unframed edge: one line decides
         return 0
     coarse = _same(a[::step], colour, tol)
