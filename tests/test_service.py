@@ -238,6 +238,19 @@ def test_items_bad_input(env: dict[str, object]) -> None:
         c.post("/v1/items", data={"external_id": "x"}, files={"other": ("x", b"1")}, headers=it).status_code
         == 422
     )
+    mp = {**it, "content-type": "multipart/form-data; boundary=b0"}
+    cut = c.post(
+        "/v1/items",
+        content=b'--b0\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nab',
+        headers=mp,
+    )
+    assert cut.status_code == 400 and cut.headers["content-type"] == "application/problem+json"
+    assert (
+        c.post(
+            "/v1/items", content=b"--b0\r\n", headers={**mp, "content-type": "multipart/form-data"}
+        ).status_code
+        == 400
+    )
     broken = c.post(
         "/v1/items", files={"file": ("t.jpg", b"\xff\xd8\xff\xe0broken", "image/jpeg")}, headers=it
     )

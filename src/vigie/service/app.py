@@ -22,6 +22,7 @@ from vigie.banks.matcher import Matcher
 from vigie.errors import ImportFormatError, LineError, SignalError
 from vigie.policy import load_policy
 from vigie.service import idempotency, problems
+from vigie.service.forms import FormError, parse_form
 from vigie.service.items import CONTEXT_FIELDS, Items
 from vigie.service.keys import KeyInfo, KeyStore
 from vigie.service.webhooks import dead_letters, requeue
@@ -344,16 +345,18 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
         ctype = request.headers.get("content-type", "")
         matcher = svc.fresh_matcher()
         if ctype.startswith("multipart/form-data"):
-            form = await request.form()
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
+            try:
+                form = parse_form(await request.body(), ctype)
+            except FormError as exc:
+                raise HTTPException(400, str(exc)) from None
+            upload = form.files.get("file")
+            if upload is None:
                 raise HTTPException(422, "multipart body needs a 'file' part")
-            data = await upload.read()
-            context = {k: str(form[k])[:100_000] for k in CONTEXT_FIELDS if k in form}
+            context = {k: form.fields[k][:100_000] for k in CONTEXT_FIELDS if k in form.fields}
             outcome = await anyio.to_thread.run_sync(
                 svc.items.submit_media,
                 matcher,
-                data,
+                upload.data,
                 upload.filename or "upload",
                 context,
                 limiter=svc.media_threads(),
@@ -372,7 +375,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
             raise HTTPException(415, "send multipart/form-data (upload) or application/json (signals only)")
         if idem is not None:
             idempotency.store(svc.db, key.id, idem, req_hash, 201, outcome.to_json())
-        return JSONResponse(outcome.to_json(), status_code=201)
+        return FastJSON(outcome.to_json(), status_code=201)
 
     @app.get("/v1/items/{item_id}", tags=["items"])
     def get_item(item_id: str, _: Annotated[KeyInfo, Depends(require("items:write"))]) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from vigie.store import AnalysisJob, Database, ItemRecord
 from vigie.store.vault import Vault
 
 CONTEXT_FIELDS = ("external_id", "uploader_id", "url", "caption", "prompt")
+_INSERT_ITEM = sa.insert(ItemRecord.__table__)
+_INSERT_JOB = sa.insert(AnalysisJob.__table__)
 HEAVY = frozenset({"sd_watermark", "synthetic_detector"})
 """Analyzers that decode pixels or run models: deferred to workers when the service has a vault."""
 
@@ -103,22 +105,20 @@ class Items:
             "action": decision["action"],
             "priority": decision["priority"],
         }
-        # plain INSERTs in one transaction: an accepted item always has its job and its event, and the
-        # upload path skips the unit-of-work flush (a third of the cost of recording)
-        with self.db.session() as s:
-            s.execute(sa.insert(ItemRecord), [row])
+        # plain Core INSERTs in one transaction, committed before the answer: an accepted item always has
+        # its job and its event, and no ORM session is built (half the cost of recording an item)
+        with self.db.engine.begin() as s:
+            s.execute(_INSERT_ITEM, row)
             if job is not None and self.vault is not None:
                 s.execute(
-                    sa.insert(AnalysisJob),
-                    [
-                        {
-                            "item_id": item_id,
-                            "filename": job[0].path[:512],
-                            "media_type": job[0].media_type,
-                            "payload": self.vault.seal(job[0].data, item_id),
-                            "analyzers": job[1],
-                        }
-                    ],
+                    _INSERT_JOB,
+                    {
+                        "item_id": item_id,
+                        "filename": job[0].path[:512],
+                        "media_type": job[0].media_type,
+                        "payload": self.vault.seal(job[0].data, item_id),
+                        "analyzers": job[1],
+                    },
                 )
             if self.webhooks:
                 payload = {

@@ -45,7 +45,7 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, max_age_s: 
     return fresh and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def enqueue(session: Session, event_type: str, payload: dict[str, Any]) -> str:
+def enqueue(session: Session | sa.Connection, event_type: str, payload: dict[str, Any]) -> str:
     """Add an event inside the caller's transaction (it lands or vanishes with the item)."""
     event_id = str(uuid.uuid4())
     session.execute(
