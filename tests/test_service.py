@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from fakehashes import flip, rhex
 from vigie.service.app import KEY_CACHE_S, create_app
+from vigie.service.items import new_item_id
 from vigie.service.keys import KeyStore
 from vigie.settings import Settings
 from vigie.store import open_db
@@ -350,3 +352,11 @@ def test_text_endpoint_and_item_captions(env: dict[str, object]) -> None:
     assert d["reasons"][0]["evidence"][0]["kind"] == "text_risk"
     calm = c.post("/v1/items", json={"md5": "0" * 32, "caption": "our kids at the zoo"}, headers=it).json()
     assert calm["decision"]["action"] == "allow"
+
+
+def test_item_ids_are_time_ordered_uuids() -> None:
+    first = new_item_id()
+    time.sleep(0.002)
+    ids = [new_item_id() for _ in range(1000)]
+    assert all(uuid.UUID(i).version == 7 for i in ids) and len(set(ids)) == 1000
+    assert all(first < i for i in ids)  # later milliseconds sort after, as strings too
