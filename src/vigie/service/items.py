@@ -24,8 +24,8 @@ from vigie.store import AnalysisJob, Database, ItemRecord
 from vigie.store.vault import Vault
 
 CONTEXT_FIELDS = ("external_id", "uploader_id", "url", "caption", "prompt")
-_INSERT_ITEM = sa.insert(ItemRecord.__table__)
-_INSERT_JOB = sa.insert(AnalysisJob.__table__)
+_INSERT_ITEM = sa.insert(ItemRecord)
+_INSERT_JOB = sa.insert(AnalysisJob)
 HEAVY = frozenset({"sd_watermark", "synthetic_detector"})
 """Analyzers that decode pixels or run models: deferred to workers when the service has a vault."""
 
