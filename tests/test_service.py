@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,38 @@ def env(db_url: str, tmp_path: Path) -> dict[str, object]:
     secrets = {s: keys.create([s], s)[1] for s in ("lookup", "banks:write", "items:write", "admin")}
     client = TestClient(create_app(settings, refresh_interval=0.5))
     return {"client": client, "keys": secrets, "settings": settings, "store": keys}
+
+
+def test_streamed_bodies_over_the_limit_are_refused(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunked body carries no Content-Length to refuse up front; it is counted as it arrives."""
+    import vigie.service.app as service_app
+
+    monkeypatch.setattr(service_app, "MAX_BODY_BYTES", 256 * 1024)
+    key = KeyStore(open_db(db_url)).create(["items:write", "lookup"], "k")[1]
+    c = TestClient(create_app(Settings(home=tmp_path, database_url=db_url)))
+    hdr = {"Authorization": f"Bearer {key}"}
+
+    def chunks(total: int) -> Iterator[bytes]:
+        yield b'{"pdq": ["' + b"0" * 64 + b'"], "md5": ["'
+        for _ in range(total // 65536):
+            yield b"a" * 65536
+        yield b'"]}'
+
+    r = c.post("/v1/lookup", content=chunks(512 * 1024), headers={**hdr, "content-type": "application/json"})
+    assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
+    boundary = "b0undary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n\r\n'.encode()
+    body = iter([head, *([b"\xff" * 65536] * 8), f"\r\n--{boundary}--\r\n".encode()])
+    r = c.post(
+        "/v1/items",
+        content=body,
+        headers={**hdr, "content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert r.status_code == 413
+    small = c.post("/v1/lookup", content=chunks(1024), headers={**hdr, "content-type": "application/json"})
+    assert small.status_code == 422  # under the limit: read whole, then refused as a malformed md5
 
 
 def auth(env: dict[str, object], scope: str) -> dict[str, str]:

@@ -243,6 +243,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
         title="vigie",
         version=__version__,
         description="Hash matching for trust-and-safety teams. Every match is a lead for a human reviewer.",
+        max_body_size=MAX_BODY_BYTES,  # counts streamed bodies too: a chunked upload has no Content-Length
     )
     app.state.svc = svc
     app.add_middleware(idempotency.IdempotencyMiddleware, db=svc.db, verify_key=svc.keys.verify)
