@@ -19,7 +19,7 @@ from vigie.media import Item
 from vigie.pipeline import PipelineContext, process_item
 from vigie.settings import MediaLimits
 from vigie.signals import hash_item
-from vigie.signals.borders import content_box, peel
+from vigie.signals.borders import content_box, peel, picture_boxes
 from vigie.signals.pdq import distance
 from vigie.store import open_db
 
@@ -75,6 +75,24 @@ def test_wrapped_copy_yields_a_trim_hash_near_the_original(photos: list[Path], w
         if any(distance(v, orig.pdq or "") <= 31 for v in (q.pdq_extra or {}).values()):
             hits += 1
     assert hits >= 5, f"{wrap}: {hits}/6"
+
+
+def test_a_light_picture_on_a_light_page_is_found_by_the_strict_look(photos: list[Path]) -> None:
+    """A pale graphic on a pale app page: at the usual tolerance the picture is all page; inside the peeled
+    bars a second search for a page flat to the pixel finds it, and its hash is near the original's."""
+    im = load(next(p for p in photos if p.name == "greentraditional.jpg"))
+    page = screenshot(im)
+    luma = np.asarray(page.convert("L"))
+    step = max(1, max(luma.shape) // 192)
+    x0, y0, x1, y1 = peel(luma, step) or (0, 0, 0, 0)
+    inner = luma[y0:y1, x0:x1]
+    assert content_box(inner[::step, ::step]) is None  # the usual look sees page only
+    box = picture_boxes(luma)["trim_inner"]
+    want = (20, int(im.height * 0.2), 20 + im.width, int(im.height * 0.2) + im.height)
+    assert all(abs(a - b) <= 3 for a, b in zip(box, want, strict=True)), (box, want)
+    orig = hash_item(Item("o.jpg", jpeg(im), "image/jpeg"), LIMITS)
+    q = hash_item(Item("q.jpg", jpeg(page), "image/jpeg"), LIMITS, dihedral=True)
+    assert min(distance(v, orig.pdq or "") for v in (q.pdq_extra or {}).values()) <= 31
 
 
 def test_unframed_photos_rarely_get_a_box_and_peel_finds_exact_bars(photos: list[Path]) -> None:

@@ -20,6 +20,13 @@ from vigie.signals.pdq import hash_pixels
 THUMB = 192
 _Q = 16  # quantisation step per channel for background colours
 _TOL = 18  # a pixel within this (max channel difference) of a background colour is background
+STRICT_TOL = 1
+"""Tolerance of a second search for the picture inside peeled bars (0 grey levels in luma, 1 per RGB channel):
+an app's page is flat to the pixel, so a pale picture on a pale page, which the usual tolerance takes for
+page, still stands out. Looser (1–2 grey levels) loses the pale parts of such a picture to the page."""
+STRICT_EDGE_TOL = 3
+"""Tolerance at which that picture's edges are then placed exactly (1 grey level in luma): JPEG ringing
+beside an edge would otherwise push each edge a few pixels out into the page."""
 
 
 def _runs(mask: np.ndarray, gap: int) -> tuple[int, int] | None:
@@ -35,7 +42,7 @@ def _runs(mask: np.ndarray, gap: int) -> tuple[int, int] | None:
     return int(starts[k]), int(ends[k]) + 1
 
 
-def background_bounds(rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+def background_bounds(rgb: np.ndarray, tol: int = _TOL) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each frequent colour of the outer band of ``rgb`` (uint8, RGB or luma), the per-channel uint8
     bounds within which a pixel counts as that colour."""
     if rgb.ndim == 2:
@@ -50,9 +57,7 @@ def background_bounds(rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
             rgb[:, -b:].reshape(-1, c),
         ]
     ).astype(np.int16)
-    step, tol = (
-        (_Q, _TOL) if c == 3 else (_Q // 2, _TOL // 2)
-    )  # one channel: finer, or photos look like frames
+    step, tol = (_Q, tol) if c == 3 else (_Q // 2, tol // 2)  # one channel: finer, or photos look like frames
     q = (band // step).astype(np.int32)
     keys = q[:, 0] * 256 + q[:, -1] * 16 + q[:, len(q[0]) // 2]
     counts = np.bincount(keys)  # a histogram of quantised colours (small keys: cheaper than sorting)
@@ -98,17 +103,17 @@ def _within(px: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return out
 
 
-def background_mask(rgb: np.ndarray) -> np.ndarray:
+def background_mask(rgb: np.ndarray, tol: int = _TOL) -> np.ndarray:
     """Pixels (uint8 RGB or luma) whose colour is one of the frequent colours of the image's outer band."""
-    return mask_within(rgb, background_bounds(rgb))
+    return mask_within(rgb, background_bounds(rgb, tol))
 
 
-def content_box(rgb: np.ndarray) -> tuple[float, float, float, float] | None:
+def content_box(rgb: np.ndarray, tol: int = _TOL) -> tuple[float, float, float, float] | None:
     """(left, top, right, bottom) of the framed picture as fractions of the size, or None if unframed."""
     h, w = rgb.shape[:2]
     if min(h, w) < 16:
         return None
-    bg = background_mask(rgb)
+    bg = background_mask(rgb, tol)
     if not bg.any():  # no frequent edge colour: nothing frames the picture
         return None
     rows = _runs((~bg).mean(axis=1) >= 0.3, gap=max(1, h // 50))
@@ -192,11 +197,14 @@ def picture_boxes(px: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
     if (x0, y0, x1, y1) != (0, 0, w, h):
         boxes["trim"] = (x0, y0, x1, y1)
     inner = px[y0:y1, x0:x1]
+    edge_tol = _TOL
     frac = content_box(inner[::step, ::step])
+    if frac is None and boxes:  # bars were peeled: a composed image, whose page may be flat to the pixel
+        frac, edge_tol = content_box(inner[::step, ::step], STRICT_TOL), STRICT_EDGE_TOL
     if frac is not None:
         ih, iw = inner.shape[:2]
         coarse = (round(frac[0] * iw), round(frac[1] * ih), round(frac[2] * iw), round(frac[3] * ih))
-        bx = _refine(inner, coarse, step)
+        bx = _refine(inner, coarse, step, edge_tol)
         boxes["trim_inner"] = (x0 + bx[0], y0 + bx[1], x0 + bx[2], y0 + bx[3])
     return boxes
 
@@ -217,7 +225,9 @@ def trimmed_hashes(px: np.ndarray, full_size: tuple[int, int]) -> dict[str, str]
     return out
 
 
-def _refine(px: np.ndarray, box: tuple[int, int, int, int], step: int) -> tuple[int, int, int, int]:
+def _refine(
+    px: np.ndarray, box: tuple[int, int, int, int], step: int, tol: int = _TOL
+) -> tuple[int, int, int, int]:
     """Each edge of a box found on a strided view, moved to the exact line where the picture starts.
 
     The background colours come from the box grown by two strides; pixels are tested only in the strips
@@ -229,7 +239,7 @@ def _refine(px: np.ndarray, box: tuple[int, int, int, int], step: int) -> tuple[
     h, w = px.shape[:2]
     oy, ox = max(0, y0 - 2 * step), max(0, x0 - 2 * step)
     region = px[oy : min(h, y1 + 2 * step), ox : min(w, x1 + 2 * step)]
-    bounds = background_bounds(region)
+    bounds = background_bounds(region, tol)
 
     def picture_rows(lo: int, hi: int) -> tuple[np.ndarray, int]:
         lo = max(0, lo)
