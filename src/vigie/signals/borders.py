@@ -187,8 +187,9 @@ def picture_boxes(px: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
     screenshot-like layout (``trim_inner``); empty for an unframed image.
 
     Bars are peeled at the resolution of ``px`` and a picture is searched on a strided view, so an unframed
-    image costs about a millisecond. Both boxes are kept when they differ: a photo whose own edge is plain
-    can fool the second search, never the first.
+    image costs well under a millisecond. Both boxes are kept when they differ: a photo whose own edge is
+    plain can fool the second search, never the first. Where bars were peeled and the usual search sees only
+    page, it looks again for a page flat to the pixel (``STRICT_TOL``).
     """
     h, w = px.shape[:2]
     step = max(1, max(h, w) // THUMB)
