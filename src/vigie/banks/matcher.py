@@ -333,8 +333,11 @@ class Matcher:
         return self._entries(ids)
 
     def _entries(self, ids: Iterable[int]) -> dict[int, Any]:
-        with self.db.session() as s:
-            return {r.id: entry_out(r) for r in s.scalars(sa.select(Entry).where(Entry.id.in_(list(ids))))}
+        # Core rows, not ORM objects: every matched lookup pays this (0.26 -> 0.13 ms for one entry)
+        table = Entry.__table__
+        with self.db.engine.connect() as c:
+            rows = c.execute(sa.select(table).where(table.c.id.in_(list(ids))))
+            return {r.id: entry_out(r) for r in rows}
 
     @staticmethod
     def _judge(

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -242,7 +242,8 @@ class BankStore:
         return write(own, out)
 
 
-def entry_out(r: Entry) -> EntryOut:
+def entry_out(r: Entry | sa.Row[Any]) -> EntryOut:
+    """An entry as the API shows it, from its ORM object or a Core row of the entries table."""
     return EntryOut(
         id=r.id,
         bank_id=r.bank_id,
