@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,16 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, flo
         "p99_ms": lat("99"),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
     }
+
+
+def per_second(jpegs: list[bytes], work: Callable[[bytes], object], rounds: int = 3) -> float:
+    """Images per second that ``work`` handles in this process, after one warm-up call."""
+    work(jpegs[0])
+    t = time.perf_counter()
+    for _ in range(rounds):
+        for j in jpegs:
+            work(j)
+    return rounds * len(jpegs) / (time.perf_counter() - t)
 
 
 def lua_post(path: str, key: str, content_type: str, bodies: list[bytes], tmp: Path) -> Path:
@@ -141,30 +152,16 @@ def main() -> None:
             im.save(buf, "JPEG", quality=90)
             jpegs.append(buf.getvalue())
         limits = MediaLimits()
-        hash_item(Item("w", jpegs[0], "image/jpeg"), limits)
-        t = time.perf_counter()
-        for _ in range(3):
-            for j in jpegs:
-                hash_item(Item("x", j, "image/jpeg"), limits)
-        hash_rate = 3 * len(jpegs) / (time.perf_counter() - t)
+        hash_rate = per_second(jpegs, lambda j: hash_item(Item("x", j, "image/jpeg"), limits))
         # what an upload must hash to be matched: the 8 flips/rotations and the picture inside any frame
-        t = time.perf_counter()
-        for _ in range(3):
-            for j in jpegs:
-                hash_item(Item("x", j, "image/jpeg"), limits, dihedral=True)
-        match_hash_rate = 3 * len(jpegs) / (time.perf_counter() - t)
+        match_hash_rate = per_second(
+            jpegs, lambda j: hash_item(Item("x", j, "image/jpeg"), limits, dihedral=True)
+        )
         # and the whole item flow without the service around it: hash for matching, match against the same
-        # bank, provenance (the analyzers an upload runs), as `vigie scan` does per item
-        inline = Items(
-            db, load_policy(None), limits
-        ).analyzers  # what the served uploads run before answering
+        # bank, and the analyzers served uploads run before answering, as `vigie scan` does per item
+        inline = Items(db, load_policy(None), limits).analyzers
         flow = PipelineContext(limits=limits, matcher=Matcher.open(db), analyzers=inline)
-        process_item(Item("w", jpegs[0], "image/jpeg"), flow)
-        t = time.perf_counter()
-        for _ in range(3):
-            for j in jpegs:
-                process_item(Item("x", j, "image/jpeg"), flow)
-        flow_rate = 3 * len(jpegs) / (time.perf_counter() - t)
+        flow_rate = per_second(jpegs, lambda j: process_item(Item("x", j, "image/jpeg"), flow))
         boundary = "vigiebenchboundary"
         multipart = [
             (
