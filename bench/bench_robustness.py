@@ -12,8 +12,9 @@ Recall at 99.99% precision uses thresholds chosen on the data: for PDQ the large
 precision over all pairs stays >= 0.9999; vigie's matcher counts a pair where the pipeline matched it (any
 stage: PDQ, derived entries, verified keypoints), or where PDQ's own distance or the nearest of its extra
 signals is within its threshold, the two thresholds being the pair that keeps the most positives at that
-precision (``JointCurve``); "signals" is one threshold on the nearest signal distance alone. Production uses the bank's threshold 31 and quality >= 50, and its recall counts the
-queries whose original a bank can hold (``vigie bank add`` keeps PDQ of quality >= 50). Speed: query
+precision (``JointCurve``); "signals" is one threshold on the nearest signal distance alone. Production
+uses the bank's threshold 31 and quality >= 50, and its recall counts the queries whose original a bank can
+hold (``vigie bank add`` keeps PDQ of quality >= 50). Speed: query
 hashing (PDQ, 8 dihedral variants, trims) against ``pdqhash`` on the decoded image, per query on one core;
 the whole pipeline (match and verification on candidates too) is reported beside it.
 """
@@ -172,8 +173,13 @@ class JointCurve:
     def negatives(self) -> int:
         return int(self.neg.sum())
 
+    @property
+    def thresholds(self) -> dict[str, int]:
+        """The fitted thresholds as distances (a pair counts at or under either)."""
+        return {"pdq": self.t[0] - 1, "extra_signals": self.t[1] - 1}
+
     def label(self) -> str:
-        return f"PDQ <= {self.t[0] - 1}, extra signals <= {self.t[1] - 1}"
+        return "PDQ <= {pdq}, extra signals <= {extra_signals}".format(**self.thresholds)
 
 
 def threshold_at(dist_pos: np.ndarray, dist_neg: np.ndarray) -> int:
@@ -276,9 +282,6 @@ def main() -> int:
     dump: list[Any] = []
     own = np.array([vig_owner.index(k) for k in range(len(origs))])
 
-    def d_plain(h: str | None) -> np.ndarray:
-        return distances(hexbits(h)[None, :], vig_orig[own])[0] if h else np.full(len(origs), 256)
-
     for tname, fn in TRANSFORMS.items():
         rec = {
             "n": 0,
@@ -313,12 +316,12 @@ def main() -> int:
             variants = (
                 [sig.pdq, *(sig.pdq_dihedral or [])[1:], *(sig.pdq_extra or {}).values()] if sig.pdq else []
             )
+            d_vig = np.full(len(origs), 256)
+            d_plain = np.full(len(origs), 256)  # the query's own PDQ against each original's own PDQ
             if variants:
-                per_hash = distances(np.stack([hexbits(v) for v in variants]), vig_orig).min(axis=0)
-                d_vig = np.full(len(origs), 256)
-                np.minimum.at(d_vig, owner, per_hash)
-            else:
-                d_vig = np.full(len(origs), 256)
+                per_pair = distances(np.stack([hexbits(v) for v in variants]), vig_orig)
+                np.minimum.at(d_vig, owner, per_pair.min(axis=0))
+                d_plain = per_pair[0, own]
             sig_curve.add(tname, d_vig[i], d_vig[mask])
             rec["bankable"] += int(bankable[i])
             rec["ref_prod"] += int(d_ref[i] <= 31 and rq >= 50 and bankable[i])
@@ -338,7 +341,7 @@ def main() -> int:
             # the matcher: matched by a stage, else PDQ's own distance and the nearest extra signal
             matched = np.zeros(len(origs), dtype=bool)
             matched[[index_of[n2] for n2 in hit_names if n2 in index_of]] = True
-            cp, cv = JointCurve.codes(matched, d_plain(sig.pdq), d_vig)
+            cp, cv = JointCurve.codes(matched, d_plain, d_vig)
             if args.dump:
                 dump.append((tname, i, d_ref, d_vig, cp - 1, matched, rq, res.pdq_quality or 0))
             for curve, sel in ((comb, None), (comb_b, bankable), (comb_i, informative)):
@@ -352,7 +355,9 @@ def main() -> int:
                  ref_q=np.array([d[6] for d in dump]), vig_q=np.array([d[7] for d in dump]),
                  groups=groups, bankable=bankable, informative=informative)  # fmt: skip
     speed = hashing_speed(speed_sample, limits)
-    t_r, t_v, t_c, t_rb, t_cb, t_ci = (c.fit() for c in (ref, sig_curve, comb, ref_b, comb_b, comb_i))
+    t_r, t_v, t_rb = ref.fit(), sig_curve.fit(), ref_b.fit()
+    for joint in (comb, comb_b, comb_i):
+        joint.fit()
     table = []
     print(f"{len(origs)} originals × {len(TRANSFORMS)} transforms = {nq} queries; "
           f"{ref.negatives:,} negative pairs; 99.99% precision thresholds: PDQ {t_r}, vigie signals {t_v}, vigie matcher (a stage matched, or {comb.label()}); "
@@ -391,14 +396,14 @@ def main() -> int:
         "vigie_threshold_at_p9999": t_v,
         "pdq_recall_at_p9999": ref.recall(),
         "vigie_signals_recall_at_p9999": sig_curve.recall(),
-        "vigie_matcher_thresholds_at_p9999": {"pdq": t_c[0] - 1, "extra_signals": t_c[1] - 1},
+        "vigie_matcher_thresholds_at_p9999": comb.thresholds,
         "vigie_recall_at_p9999": comb.recall(),
         "pdq_threshold_at_p9999_bankable": t_rb,
         "pdq_recall_at_p9999_bankable": ref_b.recall(),
-        "vigie_matcher_thresholds_at_p9999_bankable": {"pdq": t_cb[0] - 1, "extra_signals": t_cb[1] - 1},
+        "vigie_matcher_thresholds_at_p9999_bankable": comb_b.thresholds,
         "vigie_recall_at_p9999_bankable": comb_b.recall(),
         "weak_pdq_originals": int((bankable & ~informative).sum()),
-        "vigie_matcher_thresholds_at_p9999_not_weak": {"pdq": t_ci[0] - 1, "extra_signals": t_ci[1] - 1},
+        "vigie_matcher_thresholds_at_p9999_not_weak": comb_i.thresholds,
         "vigie_recall_at_p9999_not_weak": comb_i.recall(),
         "bankable_queries": sum(r["bankable"] for r in rows.values()),
         "pdq_recall_prod": round(sum(r["ref_prod"] for r in rows.values()) / nbank, 4),
