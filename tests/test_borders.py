@@ -19,7 +19,7 @@ from vigie.media import Item
 from vigie.pipeline import PipelineContext, process_item
 from vigie.settings import MediaLimits
 from vigie.signals import hash_item
-from vigie.signals.borders import content_box, peel, picture_boxes
+from vigie.signals.borders import THUMB, content_box, peel, picture_boxes
 from vigie.signals.pdq import distance
 from vigie.store import open_db
 
@@ -83,7 +83,7 @@ def test_a_light_picture_on_a_light_page_is_found_by_the_strict_look(photos: lis
     im = load(next(p for p in photos if p.name == "greentraditional.jpg"))
     page = screenshot(im)
     luma = np.asarray(page.convert("L"))
-    step = max(1, max(luma.shape) // 192)
+    step = max(1, max(luma.shape) // THUMB)  # the stride picture_boxes uses
     x0, y0, x1, y1 = peel(luma, step) or (0, 0, 0, 0)
     inner = luma[y0:y1, x0:x1]
     assert content_box(inner[::step, ::step]) is None  # the usual look sees page only
