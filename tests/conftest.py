@@ -22,6 +22,19 @@ def photos() -> list[Path]:
     return found
 
 
+_NUMBA_ENV = {k: v for k, v in os.environ.items() if k.startswith("NUMBA_")}
+
+
+@pytest.fixture(autouse=True)
+def _numba_environment_unchanged() -> Iterator[None]:
+    """numba re-reads NUMBA_* variables whenever it compiles, and refuses a new thread count once its threads
+    run. With a warm cache nothing compiles, so a test that sets one (say, by importing a bench script) only
+    breaks a later test on a fresh checkout. Fail the test that set it instead."""
+    yield
+    now = {k: v for k, v in os.environ.items() if k.startswith("NUMBA_")}
+    assert now == _NUMBA_ENV, f"a test changed numba's environment: {_NUMBA_ENV} -> {now}"
+
+
 def _postgres_url() -> str | None:
     return os.environ.get("VIGIE_TEST_POSTGRES_URL")
 

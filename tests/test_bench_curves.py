@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from bench_robustness import Curve, JointCurve
+from curves import Curve, JointCurve
 
 
 def test_joint_thresholds_keep_every_positive_the_negatives_allow() -> None:
