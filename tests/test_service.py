@@ -7,10 +7,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import PHOTOS
 from fakehashes import flip, rhex
 from vigie.service.app import KEY_CACHE_S, create_app
 from vigie.service.items import new_item_id
@@ -256,7 +258,8 @@ def test_item_with_generator_metadata_goes_to_review(env: dict[str, object]) -> 
         "/v1/items", files={"file": ("g.png", buf.getvalue(), "image/png")}, headers=auth(env, "items:write")
     )
     d = r.json()["decision"]
-    assert d["action"] == "review" and d["labels"] == ["ai-generated"]
+    # a one-colour picture: PDQ cannot match it perceptually, and the answer says so beside the evidence
+    assert d["action"] == "review" and d["labels"] == ["ai-generated", "pdq-low-quality"]
     assert d["reasons"][0]["evidence"][0]["generator"] == "Automatic1111"
 
 
@@ -289,14 +292,57 @@ def test_items_bad_input(env: dict[str, object]) -> None:
     broken = c.post(
         "/v1/items", files={"file": ("t.jpg", b"\xff\xd8\xff\xe0broken", "image/jpeg")}, headers=it
     )
-    assert broken.status_code == 201 and broken.json()["decision"]["action"] == "allow"
+    assert broken.status_code == 201 and broken.json()["decision"]["action"] == "review"
     assert (
         c.get(f"/v1/items/{broken.json()['item_id']}", headers=it)
         .json()["signals"]["error"]
         .startswith("corrupt")
     )
+    two = [("file", ("a.jpg", b"1", "image/jpeg")), ("file", ("b.jpg", b"2", "image/jpeg"))]
+    r = c.post("/v1/items", files=two, headers=it)
+    assert r.status_code == 400 and "given twice" in r.json()["detail"]
     assert c.get("/v1/items/nope", headers=it).status_code == 404
     assert c.post("/v1/items", json={"md5": "0" * 32}, headers=auth(env, "lookup")).status_code == 403
+
+
+def test_what_the_checks_could_not_cover_is_said_in_the_answer(env: dict[str, object]) -> None:
+    """An upload that does not decode, or is too flat for PDQ, must not read like a checked, clean item."""
+    import io
+
+    from PIL import Image
+
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    it = auth(env, "items:write")
+    photo = io.BytesIO()
+    Image.open(PHOTOS / "dune.jpg").convert("RGB").resize((640, 426)).save(photo, "JPEG", quality=90)
+    whole = photo.getvalue()
+    flat = io.BytesIO()
+    Image.new("RGB", (640, 480), (10, 200, 30)).save(flat, "JPEG")
+
+    def decide(data: bytes) -> dict[str, Any]:
+        r = c.post("/v1/items", files={"file": ("x.jpg", data, "image/jpeg")}, headers=it)
+        assert r.status_code == 201
+        return r.json()["decision"]  # type: ignore[no-any-return]
+
+    clean = decide(whole)
+    assert clean["action"] == "allow" and clean["labels"] == [] and clean["reasons"] == []
+    for data, reason in ((whole[: len(whole) // 2], "truncated"), (b"%PDF-1.4 not media", "unsupported")):
+        d = decide(data)
+        assert d["action"] == "review" and d["labels"] == ["not-analysed"], d
+        (why,) = d["reasons"]
+        assert why["rule"] == "media-not-analysed"
+        assert (
+            why["evidence"][0]["analyzer"] == "media" and why["evidence"][0]["evidence"]["reason"] == reason
+        )
+        assert why["evidence"][0]["confidence"] == 1.0 and "byte-exact" in why["evidence"][0]["summary"]
+    low = decide(flat.getvalue())
+    assert low["action"] == "allow" and low["labels"] == ["pdq-low-quality"]
+    assert low["reasons"][0]["evidence"][0]["evidence"] == {"pdq_quality": 0, "min_quality": 50}
+    # privacy mode: a platform that sends a low-quality PDQ hears the same
+    r = c.post("/v1/items", json={"pdq": "0" * 64, "pdq_quality": 12}, headers=it)
+    assert r.json()["decision"]["labels"] == ["pdq-low-quality"]
+    r = c.post("/v1/items", json={"pdq": rhex(64, random.Random(1)), "pdq_quality": 90}, headers=it)
+    assert r.json()["decision"]["labels"] == []
 
 
 def test_shadow_policy_records_but_allows(

@@ -92,6 +92,8 @@ def parse_form(body: bytes, content_type: str) -> Form:
         _, opts = parse_options_header(disposition)
         name = _text(opts.get(b"name", b""))
         data = body[head_end + 4 : end]
+        if name in form.files or name in form.fields:  # one item per request: never drop a part silently
+            raise FormError(f"part '{name[:64]}' given twice; send one file (and one of each field) per item")
         if b"filename" in opts:
             ctype = _text(headers.get(b"content-type", b"application/octet-stream"))
             form.files[name] = FilePart(_text(opts[b"filename"]), ctype, data)

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from vigie.analyzers import default_analyzers
+from vigie.analyzers.coverage import coverage_findings
 from vigie.analyzers.prompt_risk import context_findings
 from vigie.banks.matcher import Matcher
 from vigie.errors import NotFoundError
@@ -82,7 +83,8 @@ class Items:
         }
         if res.error:
             signals["error"] = res.error
-        return self._record(context, signals, res.matches, res.findings, job)
+        covered = [f.to_dict() for f in coverage_findings(res.error, res.pdq_quality)]
+        return self._record(context, signals, res.matches, [*res.findings, *covered], job)
 
     def submit_hashes(self, matcher: Matcher, hashes: dict[str, Any], context: dict[str, Any]) -> Outcome:
         """Privacy mode: the platform sends signals only (SignalError for malformed values)."""
@@ -90,7 +92,9 @@ class Items:
         clean["pdq_quality"] = hashes.get("pdq_quality")
         found = matcher.match(**clean)
         matches = [{**m.to_json(), "bank_kind": m.bank_kind} for m in found.matches]
-        return self._record(context, clean, matches, [])
+        quality: int | None = hashes.get("pdq_quality") if clean.get("pdq") else None
+        covered = [f.to_dict() for f in coverage_findings(None, quality)]
+        return self._record(context, clean, matches, covered)
 
     def _record(
         self,
