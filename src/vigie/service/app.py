@@ -12,8 +12,9 @@ import anyio
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from vigie import __version__
@@ -365,8 +366,9 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
         elif ctype.startswith("application/json"):
             try:
                 body = ItemHashesIn.model_validate_json(await request.body())
-            except ValueError as exc:
-                raise HTTPException(422, f"invalid item: {str(exc)[:500]}") from None
+            except ValidationError as exc:  # the same problem+json, field by field, as any other body
+                errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+                raise RequestValidationError(errors) from None
             hashes = body.model_dump(include={"md5", "sha1", "sha256", "pdq", "pdq_quality"})
             if not any(hashes[k] for k in ("md5", "sha1", "sha256", "pdq")):
                 raise HTTPException(422, "give at least one of md5, sha1, sha256, pdq (or upload the file)")
