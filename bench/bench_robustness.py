@@ -121,7 +121,7 @@ def hashing_speed(sample: list[bytes], limits: MediaLimits, rounds: int = 3) -> 
 def build_bank(home: Path, origdir: Path) -> None:
     vigie = str(Path(sys.executable).parent / "vigie")
     env = {**os.environ, "VIGIE_HOME": str(home)}
-    for args in (["bank", "create", "robust"], ["bank", "add", "robust", str(origdir)]):
+    for args in (["bank", "create", "robust"], ["bank", "add", "robust", str(origdir), "--name-by", "name"]):
         subprocess.run([vigie, *args], env=env, check=True, capture_output=True)
 
 

@@ -99,7 +99,7 @@ def main() -> int:
             "videos",
             [
                 e
-                for e in entries_for_items([item], store.get_bank("videos"), limits, {})
+                for e in entries_for_items([item], store.get_bank("videos"), limits, {}, name_by="name")
                 if not isinstance(e, str)
             ],
         )

@@ -207,3 +207,16 @@ def test_corrupt_snapshot_falls_back_to_the_database(store: BankStore, tmp_path:
     m.save_snapshot()
     (tmp_path / "idx" / "pdq" / "manifest.json").write_text("{not json")
     assert Matcher.open(store.db, tmp_path / "idx").match(pdq=h).matches
+
+
+def test_added_files_are_named_by_their_content_unless_asked() -> None:
+    """A seized file's name or folder can identify a person or describe the content, and an entry's
+    external_id travels with every match and export: by default it is the file's sha256."""
+    from vigie.banks.ingest import entry_name
+
+    sha = "ab" * 32
+    assert entry_name("/cases/2026-17/family name/img_004.jpg", sha) == f"sha256:{sha}"
+    assert entry_name("/cases/2026-17/family name/img_004.jpg", sha, "name") == "img_004.jpg"
+    assert entry_name("dump.zip!sub/dir/clip.mp4", sha, "name") == "clip.mp4"
+    assert entry_name("C:\\cases\\img.png", sha, "name") == "img.png"
+    assert entry_name("dump.zip!sub/x.jpg", sha, "path") == "dump.zip!sub/x.jpg"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -143,7 +144,9 @@ def _media_bank(db_url: str, known: list[Path], tmp_path: Path) -> tuple[BankSto
     folder.mkdir()
     for p in known:
         (folder / p.name).write_bytes(jpeg(load(p)))
-    got = entries_for_paths([folder], store.get_bank("known"), LIMITS, {"category": "stand-in"})
+    got = entries_for_paths(
+        [folder], store.get_bank("known"), LIMITS, {"category": "stand-in"}, name_by="name"
+    )
     return store, [e for e in got if isinstance(e, EntryIn)]
 
 
@@ -246,11 +249,16 @@ def test_bank_add_reports_entries_whose_pdq_says_little(photos: list[Path], tmp_
     assert all(f"weak PDQ for {p}" not in said for p in ordinary)
     store = BankStore(open_db(f"sqlite:///{tmp_path / 'home' / 'vigie.db'}"))
     weak = [e for e in store.iter_entries("known") if (e.extra or {}).get("pdq_weak") is not None]
-    assert len(weak) == 1 and weak[0].external_id == str(stripes) and weak[0].extra["pdq_weak"] < 1.0
+    sha = hashlib.sha256(stripes.read_bytes()).hexdigest()
+    assert len(weak) == 1 and weak[0].external_id == f"sha256:{sha}" and weak[0].extra["pdq_weak"] < 1.0
     assert "pdq_weak" not in weak[0].labels()
     out = io.StringIO()
     store.export("known", "csv", out)
     assert "pdq_weak" not in out.getvalue()
+    # files are named by content: no file name or folder of the added files reaches an export
+    assert all(
+        p.name not in out.getvalue() and str(p.parent) not in out.getvalue() for p in [stripes, *ordinary]
+    )
     matched = subprocess.run(
         [*vigie, "match", "--json", str(stripes)], env=env, capture_output=True, text=True, check=True
     )

@@ -29,7 +29,9 @@ def bank(db_url: str, photos: list[Path]) -> tuple[Matcher, list]:
     store.create_bank("videos")
     known = video(photos[:8])  # 32 s
     item = Item("known.mp4", encode(known, FPS, SIZE), "video/mp4")
-    got = list(entries_for_items([item], store.get_bank("videos"), LIMITS, {"category": "stand-in"}))
+    got = list(
+        entries_for_items([item], store.get_bank("videos"), LIMITS, {"category": "stand-in"}, name_by="name")
+    )
     store.add_entries("videos", [e for e in got if not isinstance(e, str)])
     return Matcher.open(store.db), known
 

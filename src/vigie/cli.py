@@ -35,6 +35,12 @@ class BankKind(StrEnum):
     allow = "allow"
 
 
+class NameBy(StrEnum):
+    sha256 = "sha256"
+    name = "name"
+    path = "path"
+
+
 class ImportFormat(StrEnum):
     csv = "csv"
     te = "te"
@@ -193,6 +199,15 @@ def bank_add(
     derived: Annotated[
         bool, typer.Option("--derived/--no-derived", help="Also store PDQ of standard crops and small tilts.")
     ] = True,
+    name_by: Annotated[
+        NameBy,
+        typer.Option(
+            "--name-by",
+            help="What names each file in its entries' external_id, which every match and export carries: "
+            "sha256 (default; seized files' names and folders can identify people or describe content), "
+            "name (the file name) or path.",
+        ),
+    ] = NameBy.sha256,
 ) -> None:
     """Hash media files and add their md5, sha1, sha256 and PDQ (and derived crop and tilt PDQs) to a bank."""
     from vigie.banks.ingest import entries_for_paths
@@ -203,7 +218,10 @@ def bank_add(
     labels = {"source": source, "category": category, "ai_generated": ai_generated, "note": note}
     entries: list[Any] = []
     skipped = 0
-    for got in entries_for_paths(files, bank, s.limits, labels, derived=derived, vpdq_fps=s.vpdq_fps):
+    found = entries_for_paths(
+        files, bank, s.limits, labels, derived=derived, vpdq_fps=s.vpdq_fps, name_by=name_by.value
+    )
+    for got in found:
         if isinstance(got, str):
             console.print(f"[yellow]{got}[/]")
             skipped += got.startswith("skipped")

@@ -7,6 +7,10 @@ as *derived* entries of the same item (``extra = {"derived": "<transform>", "of"
 matcher reports a hit on one as a match of the item, naming the transform; exports leave them out, since
 they are vigie's own search aids rather than hashes anyone vouched for. Entries imported from hash lists
 have no media, hence no derived signals.
+
+An added file is named in its entries' ``external_id`` by its sha256 unless asked otherwise: the names and
+folders of seized files can identify people or describe their content, and labels travel with every match a
+platform is answered and every export.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -27,6 +31,19 @@ from vigie.signals import features, hash_item
 from vigie.signals.pdq import WEAK_SPREAD, dct_spread, hash_array
 
 MIN_QUALITY = 50
+
+NameBy = Literal["sha256", "name", "path"]
+"""What names an added file in its entries' ``external_id``: its content hash, its file name, or its path."""
+
+
+def entry_name(path: str, sha256: str, name_by: NameBy = "sha256") -> str:
+    """The ``external_id`` of a file's entries: ``sha256:<hex>``, the last part of its path (an archive
+    member's own name), or the path as given."""
+    if name_by == "path":
+        return path
+    if name_by == "name":
+        return path.rsplit("!", 1)[-1].replace("\\", "/").rsplit("/", 1)[-1]
+    return f"sha256:{sha256}"
 
 
 def _crop(left: float, top: float, right: float, bottom: float) -> Callable[[Image.Image], Image.Image]:
@@ -103,14 +120,20 @@ def entries_for_items(
     labels: dict[str, Any],
     derived: bool = True,
     vpdq_fps: float = 1.0,
+    name_by: NameBy = "sha256",
 ) -> Iterator[EntryIn | str]:
-    """Entries for each item (crypto, PDQ, derived PDQ), or a message string for an item that was skipped."""
+    """Entries for each item (crypto, PDQ, derived PDQ), or a message string for an item that was skipped.
+
+    An ``external_id`` in ``labels`` names every item; otherwise ``name_by`` says how each is named."""
     for item in items:
         sig = hash_item(item, limits, vpdq_fps=vpdq_fps)
         if not sig.sha256:
             yield f"skipped {sig.path}: {sig.error}"
             continue
-        own = {**labels, "external_id": labels.get("external_id") or sig.path}
+        own = {
+            **labels,
+            "external_id": labels.get("external_id") or entry_name(sig.path, sig.sha256, name_by),
+        }
         for st in ("md5", "sha1", "sha256"):
             yield EntryIn(signal_type=st, value=getattr(sig, st), **own)
         if sig.vpdq is not None:  # a video: its distinct frames, for bag-of-frames matching
@@ -163,6 +186,7 @@ def entries_for_paths(
     labels: dict[str, Any],
     derived: bool = True,
     vpdq_fps: float = 1.0,
+    name_by: NameBy = "sha256",
 ) -> Iterator[EntryIn | str]:
     """:func:`entries_for_items` over files, folders and archives (archive members included)."""
     from vigie.media import iter_file, list_inputs
@@ -170,6 +194,6 @@ def entries_for_paths(
     for path in list_inputs(list(paths)):
         for got in iter_file(path, limits):
             if isinstance(got, Item):
-                yield from entries_for_items([got], bank, limits, labels, derived, vpdq_fps)
+                yield from entries_for_items([got], bank, limits, labels, derived, vpdq_fps, name_by)
             else:
                 yield f"skipped {got.path}: {got.reason}: {got.message}"
