@@ -139,13 +139,26 @@ def test_hash_json_contract(scenario: dict[str, object], photos: list[Path]) -> 
     assert len(obj["pdq"]) == 64 and obj["pdq_quality"] >= 50 and obj["error"] is None
 
 
-def test_match_json_contract(scenario: dict[str, object]) -> None:
-    inbox = Path(str(scenario["inbox"]))
-    proc = vigie(
-        Path(str(scenario["home"])), "match", "--json", str(inbox / "k1_half.jpg"), str(inbox / "zero.png")
-    )
+def test_match_json_contract(scenario: dict[str, object], tmp_path: Path) -> None:
+    inbox, home = Path(str(scenario["inbox"])), Path(str(scenario["home"]))
+    flat = tmp_path / "flat.jpg"
+    Image.new("RGB", (640, 480), (10, 200, 30)).save(flat, quality=90)
+    proc = vigie(home, "match", "--json", str(inbox / "k1_half.jpg"), str(inbox / "zero.png"), str(flat))
     lines = [json.loads(x) for x in proc.stdout.strip().splitlines()]
-    assert [set(x) for x in lines] == [{"path", "matches", "error"}] * 2
+    assert [list(x) for x in lines] == [["path", "matches", "error", "pdq_quality"]] * 3
+    assert lines[0]["pdq_quality"] >= 50 and lines[1]["pdq_quality"] is None
+    # a one-colour image is not matched perceptually (PDQ's rule), and both outputs say so
+    assert lines[2] == {"path": str(flat), "matches": [], "error": None, "pdq_quality": 0}
+    env = {**os.environ, "VIGIE_HOME": str(home), "COLUMNS": "200"}
+    env.pop("VIGIE_DATABASE_URL", None)
+    table = subprocess.run(
+        [sys.executable, "-m", "vigie", "match", str(flat)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "no matches" not in table and "PDQ quality 0 < 50: too flat to match perceptually" in table
     assert lines[0]["matches"] and set(lines[0]["matches"][0]) == {
         "bank",
         "signal",

@@ -238,6 +238,7 @@ def match_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per item per line.")] = False,
 ) -> None:
     """Match items against every bank."""
+    from vigie.analyzers.coverage import coverage_findings
     from vigie.banks.matcher import Matcher
     from vigie.media import Item, iter_file, list_inputs
     from vigie.pipeline import PipelineContext, error_result, process_item
@@ -256,8 +257,12 @@ def match_cmd(
                 {k: m[k] for k in ("bank", "signal", "distance", "entry_id", "labels")} for m in res.matches
             ]
             any_match |= bool(matches)
-            if json_out:
-                _emit({"path": res.path, "matches": matches, "error": res.error})
+            if (
+                json_out
+            ):  # pdq_quality under 50: not matched perceptually (PDQ's rule), said rather than silent
+                _emit(
+                    {"path": res.path, "matches": matches, "error": res.error, "pdq_quality": res.pdq_quality}
+                )
             else:
                 for m in matches:
                     table.add_row(
@@ -270,8 +275,11 @@ def match_cmd(
                     )
                 if res.error:
                     table.add_row(res.path, "-", "-", "-", "-", f"[red]{res.error}[/]")
+                else:
+                    for f in coverage_findings(None, res.pdq_quality):
+                        table.add_row(res.path, "-", "-", "-", "-", f"[yellow]{f.summary}[/]")
     if not json_out:
-        out.print(table if table.row_count else "no matches")
+        out.print(table if any_match or table.row_count else "no matches")
 
 
 # ------------------------------------------------------------------------------------------------- scan

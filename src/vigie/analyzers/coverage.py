@@ -36,8 +36,8 @@ def coverage_findings(error: str | None, pdq_quality: int | None) -> list[Findin
                 kind=LOW_QUALITY,
                 confidence=1.0,
                 summary=(
-                    f"PDQ quality {pdq_quality} is under {MIN_QUALITY}: not matched perceptually by banks "
-                    "that keep PDQ's minimum (too flat to hash reliably); byte-exact hashes were checked"
+                    f"PDQ quality {pdq_quality} < {MIN_QUALITY}: "
+                    "too flat to match perceptually, exact hashes only"
                 ),
                 evidence={"pdq_quality": pdq_quality, "min_quality": MIN_QUALITY},
             )
