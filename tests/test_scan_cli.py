@@ -68,6 +68,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, photos: list[Path]) -> di
         zf.writestr("../evil.jpg", buf.getvalue())
     (inbox / "truncated.jpg").write_bytes((known / "known_0.jpg").read_bytes()[:3000])
     (inbox / "zero.png").write_bytes(b"")
+    Image.new("RGB", (640, 480), (10, 200, 30)).save(inbox / "one_colour.jpg", quality=90)
 
     vigie(home, "bank", "create", "known", "--description", "benign stand-ins")
     vigie(home, "bank", "add", "known", str(known), "--category", "test-category", "--source", "pytest")
@@ -124,6 +125,8 @@ def test_html_and_csv_reports_are_readable(scenario: dict[str, object]) -> None:
     assert "k1_half.jpg" in html and "test-category" in html and "truncated.jpg" in html
     assert "mirror_lr" in html  # the flipped copy names the variant it matched through
     assert "not conclusions" in html and "<script" in html
+    exact_only = html.split('id="exact-only"', 1)[1].split("<h2", 1)[0]
+    assert "one_colour.jpg" in exact_only and "k1_half.jpg" not in exact_only
     with Path(f"{scenario['report']}.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     doc = json.loads(Path(f"{scenario['report']}.json").read_text())

@@ -16,6 +16,7 @@ from vigie import __version__
 from vigie.errors import ConfigError
 from vigie.scan.cluster import Cluster
 from vigie.scan.runner import ScanSummary
+from vigie.signals.pdq import MIN_QUALITY
 
 FORMATS = ("html", "json", "csv")
 CSV_COLUMNS = [
@@ -111,6 +112,13 @@ def render_html(
         suppressed=[r for r in results if r.get("suppressed") and not r.get("matches")],
         ai_items=[r for r in results if r.get("ai_evidence")],
         errors=[r for r in results if r.get("error")],
+        # images too flat for PDQ: an analyst must not read "no match" as "checked for near copies"
+        exact_only=[
+            r
+            for r in results
+            if not r.get("error") and (q := r.get("pdq_quality")) is not None and q < MIN_QUALITY
+        ],
+        min_quality=MIN_QUALITY,
         clusters=clusters,
         cluster_of=cluster_of,
         thumbnails=any(r.get("thumbnail") for r in results),
