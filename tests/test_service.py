@@ -304,6 +304,22 @@ def test_items_bad_input(env: dict[str, object]) -> None:
     two = [("file", ("a.jpg", b"1", "image/jpeg")), ("file", ("b.jpg", b"2", "image/jpeg"))]
     r = c.post("/v1/items", files=two, headers=it)
     assert r.status_code == 400 and "given twice" in r.json()["detail"]
+    # an upload's form parts are the JSON item's context fields, with the same limits (a 600-character
+    # external id was a 500 on PostgreSQL, whose column holds 512) and no unknown part dropped silently
+    jpg = {"file": ("a.jpg", b"\xff\xd8\xff\xe0", "image/jpeg")}
+    for data, field in (
+        ({"external_id": "x" * 600}, "body.external_id"),
+        ({"captoin": "hi"}, "body.captoin"),
+    ):
+        r = c.post("/v1/items", data=data, files=jpg, headers=it)
+        assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == [field], r.text
+    r = c.post("/v1/items", files={**jpg, "other": ("b.jpg", b"2", "image/jpeg")}, headers=it)
+    assert r.status_code == 422 and "one file part" in r.json()["detail"]
+    spec = c.get("/openapi.json").json()["paths"]["/v1/items"]["post"]
+    bodies = spec["requestBody"]["content"]
+    assert bodies["multipart/form-data"]["schema"]["required"] == ["file"]
+    assert {"pdq", "md5", "caption"} <= set(bodies["application/json"]["schema"]["properties"])
+    assert spec["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith("/ItemOut")
     assert c.get("/v1/items/nope", headers=it).status_code == 404
     assert c.post("/v1/items", json={"md5": "0" * 32}, headers=auth(env, "lookup")).status_code == 403
 

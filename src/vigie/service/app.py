@@ -24,7 +24,7 @@ from vigie.errors import ImportFormatError, LineError, SignalError
 from vigie.policy import load_policy
 from vigie.service import idempotency, problems
 from vigie.service.forms import FormError, parse_form
-from vigie.service.items import CONTEXT_FIELDS, Items
+from vigie.service.items import Items
 from vigie.service.keys import KeyInfo, KeyStore
 from vigie.service.webhooks import dead_letters, requeue
 from vigie.settings import Settings
@@ -97,20 +97,97 @@ class IdsIn(BaseModel):
     ids: list[int] = Field(min_length=1, max_length=100_000)
 
 
-class ItemHashesIn(BaseModel):
-    """An item described by signals only, plus its context."""
+class ItemContext(BaseModel):
+    """What the platform knows of an item, all optional: recorded with it; captions and prompts are scored
+    for text risk. The same fields and limits for an upload's form parts as for a JSON item."""
 
     model_config = ConfigDict(extra="forbid")
-    md5: str | None = None
-    sha1: str | None = None
-    sha256: str | None = None
-    pdq: str | None = None
-    pdq_quality: int | None = Field(default=None, ge=0, le=100)
-    external_id: str | None = Field(default=None, max_length=512)
-    uploader_id: str | None = Field(default=None, max_length=512)
-    url: str | None = Field(default=None, max_length=4096)
-    caption: str | None = Field(default=None, max_length=100_000)
-    prompt: str | None = Field(default=None, max_length=100_000)
+    external_id: str | None = Field(
+        default=None, max_length=512, description="The platform's id of the item."
+    )
+    uploader_id: str | None = Field(
+        default=None, max_length=512, description="The platform's id of its uploader."
+    )
+    url: str | None = Field(default=None, max_length=4096, description="Where the item is or will be shown.")
+    caption: str | None = Field(default=None, max_length=100_000, description="Text posted with it.")
+    prompt: str | None = Field(default=None, max_length=100_000, description="The prompt that generated it.")
+
+
+class ItemHashesIn(ItemContext):
+    """An item described by signals only (the platform hashed it and never sends the media), plus context."""
+
+    md5: str | None = Field(default=None, description="32 hex characters.")
+    sha1: str | None = Field(default=None, description="40 hex characters.")
+    sha256: str | None = Field(default=None, description="64 hex characters.")
+    pdq: str | None = Field(default=None, description="64 hex characters.")
+    pdq_quality: int | None = Field(
+        default=None, ge=0, le=100, description="PDQ's own quality; under 50 the PDQ is not matched."
+    )
+
+
+class DecisionOut(BaseModel):
+    """What to do with an item, how urgently, and the matches and findings each fired rule rested on."""
+
+    action: Literal["allow", "review", "block"]
+    priority: int
+    labels: list[str]
+    reasons: list[dict[str, Any]] = Field(description="One per fired rule: {rule, action, evidence: [...]}.")
+    shadow: bool = Field(
+        False, description="Shadow mode: decided and recorded, but the action is always allow."
+    )
+    shadow_action: str | None = Field(
+        None, description="In shadow mode, the action the policy would have taken."
+    )
+    pending: list[str] = Field(
+        [], description="Analyzers still to run in `vigie worker`; they update the item."
+    )
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    decision: DecisionOut
+
+
+class ItemRecordOut(ItemOut):
+    """An item as recorded: its context, signals, matches, findings and latest decision (never its media)."""
+
+    created_at: str
+    context: dict[str, Any]
+    signals: dict[str, Any]
+    matches: list[dict[str, Any]]
+    findings: list[dict[str, Any]]
+
+
+_ITEM_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "The media file."},
+                        **{  # form parts are strings or absent, never null
+                            k: {
+                                **next(x for x in v["anyOf"] if x["type"] != "null"),
+                                "description": v["description"],
+                            }
+                            for k, v in ItemContext.model_json_schema()["properties"].items()
+                        },
+                    },
+                    "additionalProperties": False,
+                }
+            },
+            "application/json": {"schema": ItemHashesIn.model_json_schema()},
+        },
+    }
+}
+
+
+def _invalid(exc: ValidationError) -> RequestValidationError:
+    """A body that fails its model, refused like any other: one {field, message} per error."""
+    return RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)])
 
 
 class FastJSON(JSONResponse):
@@ -328,7 +405,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
         a = await run_in_threadpool(_engine().assess, body.text, body.kind, body.negative, body.lang)
         return a.to_json()
 
-    @app.post("/v1/items", status_code=201, tags=["items"])
+    @app.post("/v1/items", status_code=201, tags=["items"], response_model=ItemOut, openapi_extra=_ITEM_BODY)
     async def submit_item(
         request: Request, key: Annotated[KeyInfo, Depends(require("items:write"))]
     ) -> Response:
@@ -352,9 +429,12 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
             except FormError as exc:
                 raise HTTPException(400, str(exc)) from None
             upload = form.files.get("file")
-            if upload is None:
-                raise HTTPException(422, "multipart body needs a 'file' part")
-            context = {k: form.fields[k][:100_000] for k in CONTEXT_FIELDS if k in form.fields}
+            if upload is None or len(form.files) > 1:
+                raise HTTPException(422, "multipart body needs one file part, named 'file'")
+            try:
+                context = ItemContext.model_validate(form.fields).model_dump(exclude_none=True)
+            except ValidationError as exc:
+                raise _invalid(exc) from None
             outcome = await anyio.to_thread.run_sync(
                 svc.items.submit_media,
                 matcher,
@@ -366,13 +446,12 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
         elif ctype.startswith("application/json"):
             try:
                 body = ItemHashesIn.model_validate_json(await request.body())
-            except ValidationError as exc:  # the same problem+json, field by field, as any other body
-                errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-                raise RequestValidationError(errors) from None
+            except ValidationError as exc:
+                raise _invalid(exc) from None
             hashes = body.model_dump(include={"md5", "sha1", "sha256", "pdq", "pdq_quality"})
             if not any(hashes[k] for k in ("md5", "sha1", "sha256", "pdq")):
                 raise HTTPException(422, "give at least one of md5, sha1, sha256, pdq (or upload the file)")
-            context = body.model_dump(include=set(CONTEXT_FIELDS), exclude_none=True)
+            context = body.model_dump(include=set(ItemContext.model_fields), exclude_none=True)
             outcome = await run_in_threadpool(svc.items.submit_hashes, matcher, hashes, context)
         else:
             raise HTTPException(415, "send multipart/form-data (upload) or application/json (signals only)")
@@ -380,7 +459,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
             idempotency.store(svc.db, key.id, idem, req_hash, 201, outcome.to_json())
         return FastJSON(outcome.to_json(), status_code=201)
 
-    @app.get("/v1/items/{item_id}", tags=["items"])
+    @app.get("/v1/items/{item_id}", tags=["items"], response_model=ItemRecordOut)
     def get_item(item_id: str, _: Annotated[KeyInfo, Depends(require("items:write"))]) -> dict[str, Any]:
         return svc.items.get(item_id)
 

@@ -24,7 +24,6 @@ from vigie.signals.types import signal_type
 from vigie.store import AnalysisJob, Database, ItemRecord
 from vigie.store.vault import Vault
 
-CONTEXT_FIELDS = ("external_id", "uploader_id", "url", "caption", "prompt")
 _INSERT_ITEM = sa.insert(ItemRecord)
 _INSERT_JOB = sa.insert(AnalysisJob)
 HEAVY = frozenset({"sd_watermark", "synthetic_detector"})
