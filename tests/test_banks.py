@@ -123,6 +123,45 @@ def test_bad_import_names_every_bad_line_and_writes_nothing(store: BankStore, tm
     assert store.get_bank("k").entry_count == 0
 
 
+def test_labels_longer_than_their_columns_are_bad_lines_on_both_databases(
+    store: BankStore, tmp_path: Path
+) -> None:
+    """PostgreSQL refuses a value longer than its column (SQLite keeps it): such a label must be a bad
+    line of the import, named with the file's own line number, never a failed transaction (a 500)."""
+    store.create_bank("k")
+    ok = rhex(32, random.Random(4))
+    src = tmp_path / "long.csv"
+    src.write_text(
+        "signal_type,value,source,category,ai_generated,external_id,note,enabled\n"
+        f"md5,{ok},pytest,A1,,e-1,,true\n"
+        f"md5,{rhex(32, random.Random(5))},pytest,{'c' * 300},,{'e' * 600},,true\n"
+    )
+    with pytest.raises(ImportFormatError) as err:
+        store.import_file("k", src, "csv")
+    [bad] = err.value.errors
+    assert (
+        bad.line == 3
+        and "category is 300 characters, over 256" in bad.message
+        and "external_id" in bad.message
+    )
+    hashlist = tmp_path / "long.txt"
+    hashlist.write_text(f"{ok}  {'n' * 700}\n")
+    with pytest.raises(ImportFormatError, match="external_id is 700 characters"):
+        store.import_file("k", hashlist, "hashlist")
+    with pytest.raises(ImportFormatError, match="source is 257 characters"):
+        store.add_entries("k", [EntryIn("md5", ok), EntryIn("md5", ok, source="s" * 257)])
+    assert store.get_bank("k").entry_count == 0
+    store.add_entries("k", [EntryIn("md5", ok, category="c" * 256, external_id="e" * 512)])  # at the limit
+    assert store.get_bank("k").entry_count == 1
+
+
+def test_label_limits_are_the_columns_sizes() -> None:
+    from vigie.banks.model import LABEL_MAX
+    from vigie.store import Entry
+
+    assert {k: Entry.__table__.c[k].type.length for k in LABEL_MAX} == LABEL_MAX
+
+
 def test_csv_without_header_is_refused(store: BankStore, tmp_path: Path) -> None:
     src = tmp_path / "x.csv"
     src.write_text("pdq," + "0" * 64 + "\n")

@@ -11,6 +11,20 @@ INTERNAL_EXTRA = frozenset({"features", "pdq_weak"})
 """Keys of ``extra`` that are vigie's own search data and assessments: never labels, never exported."""
 
 
+LABEL_MAX = {"source": 256, "category": 256, "external_id": 512}
+"""Longest label values (characters) an entry may carry: its columns' sizes, which PostgreSQL enforces."""
+
+
+def long_labels(e: EntryIn) -> str | None:
+    """What is too long in an entry's labels, for its import's error list; None when all fit."""
+    long = [
+        f"{k} is {len(v)} characters, over {m}"
+        for k, m in LABEL_MAX.items()
+        if len(v := getattr(e, k) or "") > m
+    ]
+    return "; ".join(long) or None
+
+
 @dataclass
 class EntryIn:
     """One entry to add: a signal and its labels; ``extra`` holds labels vigie has no column for."""

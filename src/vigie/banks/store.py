@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vigie.banks.model import INTERNAL_EXTRA, BankInfo, EntryIn, EntryOut
+from vigie.banks.model import INTERNAL_EXTRA, BankInfo, EntryIn, EntryOut, long_labels
 from vigie.errors import ConflictError, ImportFormatError, LineError, NotFoundError, SignalError, VigieError
 from vigie.signals.types import signal_type
 from vigie.store import Bank, Change, Database, Entry
@@ -47,6 +47,9 @@ def validate_entries(entries: Iterable[EntryIn], source: str = "") -> list[Entry
             e.value = st.normalize(e.value)
         except SignalError as exc:
             errors.append(LineError(n, str(exc)))
+            continue
+        if why := long_labels(e):
+            errors.append(LineError(n, why))
             continue
         out.append(e)
     if errors:

@@ -504,7 +504,21 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
         svc.changed()
         return {"removed": n}
 
-    @app.post("/v1/banks/{name}/import", status_code=201, tags=["banks"])
+    @app.post(
+        "/v1/banks/{name}/import",
+        status_code=201,
+        tags=["banks"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "A whole import file in the format named by ?format= (UTF-8).",
+                "content": {
+                    "text/plain": {"schema": {"type": "string"}},  # csv, te, hashlist
+                    "application/json": {"schema": {"type": "object"}},  # vics
+                },
+            }
+        },
+    )
     async def import_entries(
         name: str,
         request: Request,

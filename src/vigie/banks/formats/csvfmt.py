@@ -6,7 +6,7 @@ import csv
 from collections.abc import Iterable
 from typing import IO, Any
 
-from vigie.banks.model import EntryIn, EntryOut
+from vigie.banks.model import EntryIn, EntryOut, long_labels
 from vigie.errors import ImportFormatError, LineError, SignalError
 from vigie.signals.types import signal_type
 
@@ -58,6 +58,9 @@ def parse(fh: IO[str], source: str = "") -> list[EntryIn]:
             )
         except (SignalError, ValueError) as exc:
             errors.append(LineError(line, str(exc)))
+            continue
+        if why := long_labels(entry):
+            errors.append(LineError(line, why))
             continue
         out.append(entry)
     if errors:

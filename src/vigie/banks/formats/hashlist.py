@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from vigie.banks.formats import data_lines
-from vigie.banks.model import EntryIn, EntryOut
+from vigie.banks.model import EntryIn, EntryOut, long_labels
 from vigie.errors import ImportFormatError, LineError, SignalError
 from vigie.signals.types import MD5, SHA1, SHA256
 
@@ -23,11 +23,16 @@ def parse(fh: IO[str], source: str = "") -> list[EntryIn]:
             errors.append(LineError(n, f"{len(value)} characters: not an md5 (32), sha1 (40) or sha256 (64)"))
             continue
         try:
-            out.append(
-                EntryIn(signal_type=st.name, value=st.normalize(value), external_id=name.strip(" *") or None)
+            entry = EntryIn(
+                signal_type=st.name, value=st.normalize(value), external_id=name.strip(" *") or None
             )
         except SignalError as exc:
             errors.append(LineError(n, str(exc)))
+            continue
+        if why := long_labels(entry):
+            errors.append(LineError(n, why))
+            continue
+        out.append(entry)
     if errors:
         raise ImportFormatError(errors, source)
     return out

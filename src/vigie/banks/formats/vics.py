@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from vigie import __version__
-from vigie.banks.model import EntryIn, EntryOut
+from vigie.banks.model import EntryIn, EntryOut, long_labels
 from vigie.errors import ImportFormatError, LineError, SignalError
 from vigie.signals.types import signal_type
 
@@ -67,14 +67,20 @@ def parse(fh: IO[str], source: str = "") -> list[EntryIn]:
         if not pairs:
             errors.append(LineError(n, f"Media #{n} has no MD5, SHA1 or alternative hash"))
             continue
+        got: list[EntryIn] = []
         try:
             for st_name, value in pairs:
-                st = signal_type(st_name)
-                out.append(
-                    EntryIn(signal_type=st.name, value=st.normalize(value), extra=extra or None, **labels)
+                kind = signal_type(st_name)
+                got.append(
+                    EntryIn(signal_type=kind.name, value=kind.normalize(value), extra=extra or None, **labels)
                 )
         except SignalError as exc:
             errors.append(LineError(n, f"Media #{n}: {exc}"))
+            continue
+        if why := long_labels(got[0]):
+            errors.append(LineError(n, f"Media #{n}: {why}"))
+            continue
+        out.extend(got)
     if errors:
         raise ImportFormatError(errors, source)
     return out
