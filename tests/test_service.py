@@ -178,6 +178,18 @@ def test_openapi_and_metrics(env: dict[str, object]) -> None:
     assert 'vigie_http_requests_total{method="GET",path="/healthz",status="200"}' in c.get("/metrics").text
 
 
+def test_a_key_name_longer_than_its_column_is_refused_plainly(db_url: str) -> None:
+    from vigie.errors import VigieError
+    from vigie.service.keys import MAX_NAME
+    from vigie.store.models import ApiKey
+
+    assert ApiKey.__table__.c.name.type.length == MAX_NAME  # type: ignore[attr-defined]
+    keys = KeyStore(open_db(db_url))
+    with pytest.raises(VigieError, match="at most 128 characters"):
+        keys.create(["lookup"], "n" * 129)  # was a DataError from PostgreSQL, a traceback in the CLI
+    assert keys.create(["lookup"], "n" * 128)[0].name == "n" * 128
+
+
 def test_keys_cli_prints_the_secret_on_its_last_line(tmp_path: Path) -> None:
     import os
     import subprocess

@@ -40,6 +40,10 @@ def _info(k: ApiKey) -> KeyInfo:
     return KeyInfo(k.id, k.name, k.prefix, tuple(k.scopes), k.created_at, k.revoked_at is not None)
 
 
+MAX_NAME = 128
+"""Longest key name: the size of its column, which PostgreSQL enforces."""
+
+
 class KeyStore:
     """Keys in the database; ``verify`` answers from a short cache so lookups do not query per request.
 
@@ -56,6 +60,8 @@ class KeyStore:
         bad = [s for s in scopes if s not in SCOPES]
         if bad or not scopes:
             raise VigieError(f"scopes must be some of {', '.join(SCOPES)}; got {', '.join(scopes) or 'none'}")
+        if len(name) > MAX_NAME:
+            raise VigieError(f"a key's name is at most {MAX_NAME} characters; got {len(name)}")
         secret = PREFIX + secrets.token_urlsafe(32)
         with self.db.session() as s:
             key = ApiKey(name=name, prefix=secret[:10], key_hash=_digest(secret), scopes=sorted(set(scopes)))
