@@ -144,15 +144,46 @@ def test_labels_longer_than_their_columns_are_bad_lines_on_both_databases(
         and "category is 300 characters, over 256" in bad.message
         and "external_id" in bad.message
     )
-    hashlist = tmp_path / "long.txt"
-    hashlist.write_text(f"{ok}  {'n' * 700}\n")
-    with pytest.raises(ImportFormatError, match="external_id is 700 characters"):
-        store.import_file("k", hashlist, "hashlist")
+    vics = tmp_path / "long.json"
+    vics.write_text(json.dumps({"value": [{"MediaID": 1, "MD5": ok, "Category": "c" * 300}]}))
+    with pytest.raises(ImportFormatError, match="category is 300 characters"):
+        store.import_file("k", vics, "vics")
     with pytest.raises(ImportFormatError, match="source is 257 characters"):
         store.add_entries("k", [EntryIn("md5", ok), EntryIn("md5", ok, source="s" * 257)])
     assert store.get_bank("k").entry_count == 0
     store.add_entries("k", [EntryIn("md5", ok, category="c" * 256, external_id="e" * 512)])  # at the limit
     assert store.get_bank("k").entry_count == 1
+
+
+def test_where_files_sat_on_a_drive_never_travels_with_a_match(store: BankStore, tmp_path: Path) -> None:
+    """md5sum names and VICS RelativeFilePath say where seized files sat (case folders, people's names):
+    the bank keeps them for its owner, but a match, and so every platform answered, never carries them;
+    only a VICS export writes the field VICS defines."""
+    rng = random.Random(6)
+    md5a, md5b = rhex(32, rng), rhex(32, rng)
+    listed = tmp_path / "list.md5"
+    listed.write_text(f"{md5a}  ./case 17/family name/img_004.jpg\n")
+    vics = tmp_path / "case.json"
+    media = {"MediaID": 9, "MD5": md5b, "Category": 1, "RelativeFilePath": "Case17\\Suspect\\DCIM\\b.jpg"}
+    vics.write_text(json.dumps({"value": [media]}))
+    store.create_bank("k")
+    store.import_file("k", listed, "hashlist")
+    store.import_file("k", vics, "vics")
+    kept = {e.value: e for e in store.iter_entries("k")}
+    assert (
+        kept[md5a].extra == {"file_name": "./case 17/family name/img_004.jpg"}
+        and kept[md5a].external_id is None
+    )
+    matcher = Matcher.open(store.db)
+    for md5 in (md5a, md5b):
+        [m] = matcher.match(md5=md5).matches
+        assert "file_name" not in m.labels and "RelativeFilePath" not in m.labels, m.labels
+    assert m.labels["external_id"] == "9" and m.labels["category"] == "1"
+    csv_out, vics_out = io.StringIO(), io.StringIO()
+    store.export("k", "csv", csv_out)
+    assert "family name" not in csv_out.getvalue() and "Suspect" not in csv_out.getvalue()
+    store.export("k", "vics", vics_out)
+    assert "Suspect" in vics_out.getvalue() and "family name" not in vics_out.getvalue()
 
 
 def test_label_limits_are_the_columns_sizes() -> None:

@@ -9,6 +9,9 @@ from typing import Any
 LABEL_FIELDS = ("source", "category", "ai_generated", "external_id", "note")
 INTERNAL_EXTRA = frozenset({"features", "pdq_weak"})
 """Keys of ``extra`` that are vigie's own search data and assessments: never labels, never exported."""
+PRIVATE_EXTRA = frozenset({"RelativeFilePath", "file_name"})
+"""Keys of ``extra`` naming where a file sat on a seized or listed drive (VICS paths, md5sum names): kept
+for the bank's owner, never a label a match carries, exported only in VICS (whose own field the path is)."""
 
 
 LABEL_MAX = {"source": 256, "category": 256, "external_id": 512}
@@ -49,7 +52,8 @@ class EntryOut(EntryIn):
     def labels(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: getattr(self, k) for k in LABEL_FIELDS}
         if self.extra:
-            out.update({k: v for k, v in self.extra.items() if k not in out and k not in INTERNAL_EXTRA})
+            hidden = INTERNAL_EXTRA | PRIVATE_EXTRA
+            out.update({k: v for k, v in self.extra.items() if k not in out and k not in hidden})
         return out
 
 

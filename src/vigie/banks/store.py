@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vigie.banks.model import INTERNAL_EXTRA, BankInfo, EntryIn, EntryOut, long_labels
+from vigie.banks.model import INTERNAL_EXTRA, PRIVATE_EXTRA, BankInfo, EntryIn, EntryOut, long_labels
 from vigie.errors import ConflictError, ImportFormatError, LineError, NotFoundError, SignalError, VigieError
 from vigie.signals.types import signal_type
 from vigie.store import Bank, Change, Database, Entry
@@ -235,10 +235,9 @@ class BankStore:
         from vigie.banks.formats import get_format
 
         _, write = get_format(fmt)
-        own = (  # vigie's own search aids (derived signals, local features) stay home
-            replace(e, extra={k: v for k, v in e.extra.items() if k not in INTERNAL_EXTRA} or None)
-            if e.extra
-            else e
+        home = INTERNAL_EXTRA if fmt == "vics" else INTERNAL_EXTRA | PRIVATE_EXTRA
+        own = (  # vigie's own search aids (derived signals, local features) and drive paths stay home
+            replace(e, extra={k: v for k, v in e.extra.items() if k not in home} or None) if e.extra else e
             for e in self.iter_entries(bank)
             if not (e.extra or {}).get("derived")
         )

@@ -1,4 +1,6 @@
-"""Plain md5/sha1/sha256 lists, type by length; md5sum/sha256sum output (hash, spaces, name) works too."""
+"""Plain md5/sha1/sha256 lists, type by length; md5sum/sha256sum output (hash, spaces, name) works too.
+
+The listed file name is kept as the private ``file_name`` (see :data:`vigie.banks.model.PRIVATE_EXTRA`)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from vigie.banks.formats import data_lines
-from vigie.banks.model import EntryIn, EntryOut, long_labels
+from vigie.banks.model import EntryIn, EntryOut
 from vigie.errors import ImportFormatError, LineError, SignalError
 from vigie.signals.types import MD5, SHA1, SHA256
 
@@ -22,15 +24,15 @@ def parse(fh: IO[str], source: str = "") -> list[EntryIn]:
         if st is None:
             errors.append(LineError(n, f"{len(value)} characters: not an md5 (32), sha1 (40) or sha256 (64)"))
             continue
+        listed = name.strip(" *")  # md5sum's file name: where the file sat, never an id served with matches
         try:
             entry = EntryIn(
-                signal_type=st.name, value=st.normalize(value), external_id=name.strip(" *") or None
+                signal_type=st.name,
+                value=st.normalize(value),
+                extra={"file_name": listed} if listed else None,
             )
         except SignalError as exc:
             errors.append(LineError(n, str(exc)))
-            continue
-        if why := long_labels(entry):
-            errors.append(LineError(n, why))
             continue
         out.append(entry)
     if errors:
