@@ -178,6 +178,17 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr and "nope" in proc.stderr
+    vigie(tmp_path, "bank", "create", "k")
+    missing = tmp_path / "no" / "such" / "folder"
+    for args in (
+        ("bank", "export", "k", str(missing / "out.csv")),
+        ("guard", "--file", str(missing / "texts.jsonl")),
+        ("serve", "--port", "99999"),  # was accepted, and uvicorn listened on some other port
+    ):
+        proc = vigie(tmp_path, *args, check=False)
+        said = proc.stdout + proc.stderr
+        assert proc.returncode == 2 and "Traceback" not in said, said
+        assert str(missing) in said or "65535" in said, said
 
 
 def test_scan_resumes_after_kill_without_loss_or_double_count(tmp_path: Path, photos: list[Path]) -> None:

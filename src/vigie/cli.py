@@ -381,11 +381,16 @@ _register_optional()
 
 
 def main() -> None:
-    """Console entry point: a VigieError becomes a one-line message and exit code 2, never a traceback."""
+    """Console entry point: a VigieError or an OSError becomes a one-line message and exit code 2, never a
+    traceback."""
     try:
         app()
     except VigieError as exc:
         console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        sys.exit(2)
+    except OSError as exc:  # a file to write in a missing folder, a full disk, no permission
+        where = f"{exc.filename}: " if exc.filename else ""
+        console.print(f"[red]error:[/] {where}{exc.strerror or exc}", markup=True, highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted")
