@@ -386,11 +386,15 @@ def main() -> None:
     try:
         app()
     except VigieError as exc:
-        console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        console.print(
+            f"[red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
+        )  # one greppable line
         sys.exit(2)
     except OSError as exc:  # a file to write in a missing folder, a full disk, no permission
         where = f"{exc.filename}: " if exc.filename else ""
-        console.print(f"[red]error:[/] {where}{exc.strerror or exc}", markup=True, highlight=False)
+        console.print(
+            f"[red]error:[/] {where}{exc.strerror or exc}", markup=True, highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted")
