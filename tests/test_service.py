@@ -376,6 +376,36 @@ def test_what_the_checks_could_not_cover_is_said_in_the_answer(env: dict[str, ob
     assert r.json()["decision"]["labels"] == []
 
 
+def test_a_database_that_does_not_answer_is_a_503_to_retry(
+    env: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A platform's client must tell "retry shortly" from "this item failed": a lost database (or an exhausted
+    pool, or SQLite busy) is a 503 problem with Retry-After, and anything unforeseen a 500 problem, never
+    Starlette's plain-text page."""
+    import sqlalchemy.exc
+
+    from vigie.service.items import Items
+
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    it = auth(env, "items:write")
+
+    def down(*_: object) -> None:
+        raise sqlalchemy.exc.OperationalError("INSERT ...", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(Items, "submit_hashes", down)
+    r = c.post("/v1/items", json={"md5": "0" * 32}, headers=it)
+    assert r.status_code == 503 and r.headers["retry-after"] == "2"
+    assert r.headers["content-type"] == "application/problem+json" and "retry" in r.json()["detail"]
+
+    def bug(*_: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(Items, "submit_hashes", bug)
+    r = TestClient(c.app, raise_server_exceptions=False).post("/v1/items", json={"md5": "0" * 32}, headers=it)
+    assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
+    assert "secret" not in r.text
+
+
 def test_shadow_policy_records_but_allows(
     env: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

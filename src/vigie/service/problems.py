@@ -7,11 +7,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as db_errors
 from starlette.exceptions import HTTPException
 
 from vigie.errors import ConflictError, ImportFormatError, NotFoundError, SignalError, VigieError
 
 MEDIA_TYPE = "application/problem+json"
+DB_UNAVAILABLE = (db_errors.OperationalError, db_errors.InterfaceError, db_errors.TimeoutError)
+"""The database is down, unreachable, out of connections or (SQLite) busy: the request may be retried."""
+RETRY_AFTER_S = 2
 
 
 def problem(status: int, title: str, detail: str = "", **extra: Any) -> JSONResponse:
@@ -56,3 +60,22 @@ def install(app: FastAPI) -> None:
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
         return resp
+
+    @app.exception_handler(db_errors.OperationalError)
+    @app.exception_handler(db_errors.InterfaceError)
+    @app.exception_handler(db_errors.TimeoutError)
+    async def _db(_: Request, exc: Exception) -> JSONResponse:
+        return _unavailable()
+
+    @app.exception_handler(Exception)  # last resort, also for errors raised in middleware
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DB_UNAVAILABLE):
+            return _unavailable()
+        return problem(500, "Internal Server Error", "an unexpected error; the server logged it")
+
+
+def _unavailable() -> JSONResponse:
+    """503 with Retry-After, so that a platform's client retries instead of treating the item as failed."""
+    resp = problem(503, "Service Unavailable", "the database does not answer; retry shortly")
+    resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return resp
