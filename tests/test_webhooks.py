@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -164,3 +165,30 @@ def test_worker_killed_mid_delivery_loses_nothing(
         all_ids = set(s.scalars(sa.select(OutboxEvent.event_id)))
         pending = s.scalar(sa.select(sa.func.count()).where(OutboxEvent.delivered_at.is_(None)))
     assert len(all_ids) == 40 and receiver.event_ids() == all_ids and pending == 0
+
+
+def test_the_worker_rides_out_a_database_that_does_not_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    """A restarted or failed-over database must not end `vigie worker`: it waits, doubling, and goes on."""
+    import sqlalchemy.exc
+
+    from vigie.service.commands import run_until
+
+    calls: list[str] = []
+
+    @dataclass
+    class Outcome:
+        done: int = 0
+        retried: int = 0
+
+    def analyse() -> Outcome:
+        calls.append("analyse")
+        if len(calls) <= 3:
+            raise sqlalchemy.exc.OperationalError("SELECT ...", {}, ConnectionRefusedError("refused"))
+        return Outcome(done=1)
+
+    run_until(lambda: len(calls) >= 5, analyse, None, poll=0.01)
+    assert calls == ["analyse"] * 5  # three refusals ridden out, then work again
+    said = capsys.readouterr().err
+    assert (
+        said.count("the database does not answer (ConnectionRefusedError)") == 3 and "Traceback" not in said
+    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -59,7 +60,6 @@ def worker(
     """Run queued heavy analysis (VIGIE_QUEUE_ANALYSIS) and deliver decisions to VIGIE_WEBHOOK_URL."""
     import os
     import signal
-    import time
     from pathlib import Path
 
     from vigie.policy import load_policy
@@ -88,15 +88,52 @@ def worker(
         stop = True
 
     signal.signal(signal.SIGTERM, _stop)
-    while not stop:
+    if once:
         a = analysis.run_once()
         d = deliverer.run_once() if deliverer else None
-        if once:
-            print(f"analysed {a.done}, retrying {a.retried}, failed {a.failed}", end="")
-            print(f"; delivered {d.delivered}, retrying {d.retried}, dead {d.dead}" if d else "")
-            return
+        print(f"analysed {a.done}, retrying {a.retried}, failed {a.failed}", end="")
+        print(f"; delivered {d.delivered}, retrying {d.retried}, dead {d.dead}" if d else "")
+        return
+    run_until(lambda: stop, analysis.run_once, deliverer.run_once if deliverer else None, poll)
+
+
+def run_until(
+    stopped: Callable[[], bool],
+    analyse: Callable[[], Any],
+    deliver: Callable[[], Any] | None,
+    poll: float,
+    max_wait: float = 30.0,
+) -> None:
+    """The worker's loop: work while there is work, poll when idle, and ride out a database that does not
+    answer (restarted, failed over, out of connections) by waiting, doubling up to ``max_wait``, instead of
+    exiting with a traceback; a SIGTERM is honoured within a fifth of a second even while waiting."""
+    import sys
+    import time
+
+    from vigie.service.problems import DB_UNAVAILABLE
+
+    def wait(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not stopped() and time.monotonic() < end:
+            time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+    backoff = poll
+    while not stopped():
+        try:
+            a = analyse()
+            d = deliver() if deliver else None
+        except DB_UNAVAILABLE as exc:
+            why = type(getattr(exc, "orig", None) or exc).__name__
+            print(
+                f"vigie worker: the database does not answer ({why}); retrying in {backoff:.1f} s",
+                file=sys.stderr,
+            )
+            wait(backoff)
+            backoff = min(max(backoff, 0.1) * 2, max_wait)
+            continue
+        backoff = poll
         if not (a.done or a.retried or (d and (d.delivered or d.retried or d.dead))):
-            time.sleep(poll)
+            wait(poll)
 
 
 @keys_app.command("create")
