@@ -60,3 +60,42 @@ def test_server_killed_under_load_loses_no_accepted_item(db_url: str, tmp_path: 
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
+
+
+def test_concurrent_retries_with_one_idempotency_key_make_one_item(db_url: str, tmp_path: Path) -> None:
+    """A client that times out and retries while its first request still runs sends twins. Each twin was
+    checked against stored answers before the first had stored one, so on SQLite 16 twins made 3 items;
+    the key is now recorded in the item's own transaction, and every twin gets the one answer."""
+    key = KeyStore(open_db(db_url)).create(["items:write"])[1]
+    env = {**home_env(tmp_path, db_url), "VIGIE_WEBHOOK_URL": "http://127.0.0.1:9/unused"}
+    server, base = start_server(env, args=("--workers", "2"))
+    answers: list[tuple[int, str, bool]] = []
+    lock = threading.Lock()
+    go = threading.Barrier(16)
+
+    def twin() -> None:
+        hdr = {"Authorization": f"Bearer {key}", "Idempotency-Key": "upload-7"}
+        with httpx.Client(base_url=base, headers=hdr, timeout=30) as c:
+            go.wait()
+            r = c.post("/v1/items", json={"md5": "0" * 32, "external_id": "twin"})
+            with lock:
+                answers.append((r.status_code, r.json()["item_id"], "idempotent-replayed" in r.headers))
+
+    try:
+        threads = [threading.Thread(target=twin) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert len(answers) == 16 and {(s, i) for s, i, _ in answers} == {(201, answers[0][1])}
+    assert (
+        sum(not replayed for *_, replayed in answers) == 1
+    )  # one request did the work; the rest replayed it
+    db = open_db(db_url)
+    with db.engine.connect() as conn:
+        items = conn.execute(sa.select(ItemRecord.id).where(ItemRecord.external_id == "twin")).scalars().all()
+        events = conn.execute(sa.select(sa.func.count()).select_from(OutboxEvent)).scalar()
+    assert items == [answers[0][1]] and events == 1

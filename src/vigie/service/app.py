@@ -24,7 +24,7 @@ from vigie.errors import ImportFormatError, LineError, SignalError
 from vigie.policy import load_policy
 from vigie.service import idempotency, problems
 from vigie.service.forms import FormError, parse_form
-from vigie.service.items import Items
+from vigie.service.items import Items, Outcome
 from vigie.service.keys import KeyInfo, KeyStore
 from vigie.service.webhooks import dead_letters, requeue
 from vigie.settings import Settings
@@ -416,11 +416,24 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
         Hashing, matching, provenance and the policy run before the answer; the media is never stored.
         """
         idem = request.headers.get("idempotency-key")
+        claim = None
         if idem is not None:
             req_hash = idempotency.request_hash("POST", "/v1/items", await request.body())
             hit = idempotency.lookup(svc.db, key.id, idem, req_hash)
             if hit is not None:
                 return JSONResponse(hit[1], status_code=hit[0], headers={"Idempotent-Replayed": "true"})
+            claim = idempotency.Claim(key.id, idem, req_hash)
+        try:
+            outcome = await _submit(request, claim)
+        except idempotency.Duplicate as twin:  # a concurrent twin committed first: its answer, no second item
+            hit = idempotency.lookup(svc.db, key.id, twin.claim.idem_key, twin.claim.request_hash)
+            if hit is None:  # pragma: no cover - the key was taken, so its answer is there
+                raise
+            return JSONResponse(hit[1], status_code=hit[0], headers={"Idempotent-Replayed": "true"})
+        return FastJSON(outcome.to_json(), status_code=201)
+
+    async def _submit(request: Request, claim: idempotency.Claim | None) -> Outcome:
+        """Parse, check and record one item (the route's work, apart from its Idempotency-Key)."""
         ctype = request.headers.get("content-type", "")
         matcher = svc.fresh_matcher()
         if ctype.startswith("multipart/form-data"):
@@ -441,6 +454,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
                 upload.data,
                 upload.filename or "upload",
                 context,
+                claim,
                 limiter=svc.media_threads(),
             )
         elif ctype.startswith("application/json"):
@@ -452,12 +466,10 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
             if not any(hashes[k] for k in ("md5", "sha1", "sha256", "pdq")):
                 raise HTTPException(422, "give at least one of md5, sha1, sha256, pdq (or upload the file)")
             context = body.model_dump(include=set(ItemContext.model_fields), exclude_none=True)
-            outcome = await run_in_threadpool(svc.items.submit_hashes, matcher, hashes, context)
+            outcome = await run_in_threadpool(svc.items.submit_hashes, matcher, hashes, context, claim)
         else:
             raise HTTPException(415, "send multipart/form-data (upload) or application/json (signals only)")
-        if idem is not None:
-            idempotency.store(svc.db, key.id, idem, req_hash, 201, outcome.to_json())
-        return FastJSON(outcome.to_json(), status_code=201)
+        return outcome
 
     @app.get("/v1/items/{item_id}", tags=["items"], response_model=ItemRecordOut)
     def get_item(item_id: str, _: Annotated[KeyInfo, Depends(require("items:write"))]) -> dict[str, Any]:

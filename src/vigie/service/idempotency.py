@@ -7,8 +7,10 @@ conflict (409), never a silent replay of an answer to another question.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from vigie.errors import ConflictError, VigieError
@@ -32,6 +34,35 @@ def lookup(db: Database, key_id: int, idem_key: str, req_hash: str) -> tuple[int
         if row.request_hash != req_hash:
             raise ConflictError("this Idempotency-Key was already used for a different request")
         return row.status, row.response
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An Idempotency-Key to record in the same transaction as the write it answers: either both land or
+    neither does, and of concurrent duplicates only one can commit (the key is the table's primary key)."""
+
+    key_id: int
+    idem_key: str
+    request_hash: str
+
+    def record(self, conn: sa.Connection, status: int, body: Any) -> None:
+        """Insert the answer inside ``conn``'s transaction; a duplicate raises :class:`Duplicate`."""
+        row = {"key_id": self.key_id, "idem_key": self.idem_key, "request_hash": self.request_hash}
+        try:
+            conn.execute(_INSERT, {**row, "status": status, "response": body})
+        except IntegrityError:  # the caller's transaction is rolled back whole: no item, no event
+            raise Duplicate(self) from None
+
+
+class Duplicate(Exception):
+    """Another request with this Idempotency-Key committed first: replay its answer instead."""
+
+    def __init__(self, claim: Claim) -> None:
+        super().__init__(claim.idem_key)
+        self.claim = claim
+
+
+_INSERT = sa.insert(IdempotentResponse)
 
 
 def store(db: Database, key_id: int, idem_key: str, req_hash: str, status: int, body: Any) -> None:

@@ -18,6 +18,7 @@ from vigie.errors import NotFoundError
 from vigie.media import Item, is_image, sniff
 from vigie.pipeline import PipelineContext, process_item
 from vigie.policy import Policy
+from vigie.service.idempotency import Claim
 from vigie.service.webhooks import enqueue
 from vigie.settings import MediaLimits
 from vigie.signals.types import signal_type
@@ -69,7 +70,14 @@ class Items:
         self.deferred = [a for a in everything if a.name in HEAVY] if vault is not None else []
         self.analyzers = [a for a in everything if a not in self.deferred]
 
-    def submit_media(self, matcher: Matcher, data: bytes, filename: str, context: dict[str, Any]) -> Outcome:
+    def submit_media(
+        self,
+        matcher: Matcher,
+        data: bytes,
+        filename: str,
+        context: dict[str, Any],
+        claim: Claim | None = None,
+    ) -> Outcome:
         item = Item(filename or "upload", data, sniff(data))
         res = process_item(
             item, PipelineContext(limits=self.limits, matcher=matcher, analyzers=self.analyzers)
@@ -83,9 +91,11 @@ class Items:
         if res.error:
             signals["error"] = res.error
         covered = [f.to_dict() for f in coverage_findings(res.error, res.pdq_quality)]
-        return self._record(context, signals, res.matches, [*res.findings, *covered], job)
+        return self._record(context, signals, res.matches, [*res.findings, *covered], job, claim)
 
-    def submit_hashes(self, matcher: Matcher, hashes: dict[str, Any], context: dict[str, Any]) -> Outcome:
+    def submit_hashes(
+        self, matcher: Matcher, hashes: dict[str, Any], context: dict[str, Any], claim: Claim | None = None
+    ) -> Outcome:
         """Privacy mode: the platform sends signals only (SignalError for malformed values)."""
         clean = {k: signal_type(k).normalize(v) for k, v in hashes.items() if k != "pdq_quality" and v}
         clean["pdq_quality"] = hashes.get("pdq_quality")
@@ -93,7 +103,7 @@ class Items:
         matches = [{**m.to_json(), "bank_kind": m.bank_kind} for m in found.matches]
         quality: int | None = hashes.get("pdq_quality") if clean.get("pdq") else None
         covered = [f.to_dict() for f in coverage_findings(None, quality)]
-        return self._record(context, clean, matches, covered)
+        return self._record(context, clean, matches, covered, claim=claim)
 
     def _record(
         self,
@@ -102,6 +112,7 @@ class Items:
         matches: list[Any],
         findings: list[Any],
         job: tuple[Item, list[str]] | None = None,
+        claim: Claim | None = None,
     ) -> Outcome:
         findings = [*findings, *(f.to_dict() for f in context_findings(context))]
         decision = self.policy.decide(matches, findings).to_json()
@@ -122,6 +133,8 @@ class Items:
         # plain Core INSERTs in one transaction, committed before the answer: an accepted item always has
         # its job and its event, and no ORM session is built (half the cost of recording an item)
         with self.db.engine.begin() as s:
+            if claim is not None:  # first: a concurrent duplicate waits here, then finds the key taken
+                claim.record(s, 201, Outcome(item_id, decision).to_json())
             s.execute(_INSERT_ITEM, row)
             if job is not None and self.vault is not None:
                 s.execute(
