@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
@@ -461,6 +462,56 @@ def test_idempotency_key_on_bank_writes(env: dict[str, object]) -> None:
     assert clash.status_code == 409 and clash.headers["content-type"] == "application/problem+json"
     no_key = c.post("/v1/banks", json={"name": "idem"}, headers=auth(env, "banks:write"))
     assert no_key.status_code == 409  # without the header a duplicate is simply refused
+
+
+def test_a_bank_write_reserves_its_idempotency_key_before_it_runs(
+    env: dict[str, object], db_url: str
+) -> None:
+    """A twin sent while the first still runs is told so (409, Retry-After), never run a second time; a
+    reservation whose process died is taken over after STALE_S; an error answer frees the key for a retry."""
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from vigie.service import idempotency
+    from vigie.store import IdempotentResponse
+    from vigie.store.models import utcnow
+
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    bw = auth(env, "banks:write")
+    key_id = next(k.id for k in KeyStore(open_db(db_url)).list() if "banks:write" in k.scopes)
+    entries = {"entries": [{"signal_type": "md5", "value": f"{i:032x}"} for i in range(3)]}
+    assert c.post("/v1/banks", json={"name": "res"}, headers=bw).status_code == 201
+    body = json.dumps(entries).encode()
+    req_hash = idempotency.request_hash("POST", "/v1/banks/res/entries", body)
+    db = open_db(db_url)
+    # the first request is still running (its reservation is fresh): the twin is not run
+    assert idempotency.reserve(db, key_id, "busy-1", req_hash) is None
+    twin = c.post(
+        "/v1/banks/res/entries",
+        content=body,
+        headers={**bw, "Idempotency-Key": "busy-1", "content-type": "application/json"},
+    )
+    assert twin.status_code == 409 and twin.headers["retry-after"] == "1" and "still running" in twin.text
+    # a reservation left by a process that died: taken over once stale, and run exactly once
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.update(IdempotentResponse)
+            .where(IdempotentResponse.idem_key == "busy-1")
+            .values(created_at=utcnow() - timedelta(seconds=idempotency.STALE_S + 5))
+        )
+    hdr = {**bw, "Idempotency-Key": "busy-1", "content-type": "application/json"}
+    assert c.post("/v1/banks/res/entries", content=body, headers=hdr).status_code == 201
+    again = c.post("/v1/banks/res/entries", content=body, headers=hdr)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    [bank] = [b for b in c.get("/v1/banks", headers=bw).json() if b["name"] == "res"]
+    assert bank["entry_count"] == 3
+    # an error answer is not remembered: the same key may carry the corrected request
+    bad = {"entries": [{"signal_type": "md5", "value": "xyz"}]}
+    fix = {**bw, "Idempotency-Key": "fix-1"}
+    assert c.post("/v1/banks/res/entries", json=bad, headers=fix).status_code == 422
+    good = {"entries": [{"signal_type": "md5", "value": "f" * 32}]}
+    assert c.post("/v1/banks/res/entries", json=good, headers=fix).status_code == 201
 
 
 def test_text_endpoint_and_item_captions(env: dict[str, object]) -> None:

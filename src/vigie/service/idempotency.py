@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,18 +16,27 @@ from sqlalchemy.exc import IntegrityError
 
 from vigie.errors import ConflictError, VigieError
 from vigie.store import Database, IdempotentResponse
+from vigie.store.models import utcnow
 
 MAX_KEY_LENGTH = 255
+PENDING = 0
+"""``status`` of a reserved key whose request is still running (set by :func:`reserve`)."""
+STALE_S = 120
+"""A reservation older than this belongs to a request that died with its process: it may be taken over."""
 
 
 def request_hash(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
 
 
-def lookup(db: Database, key_id: int, idem_key: str, req_hash: str) -> tuple[int, Any] | None:
-    """The stored (status, body) for this key, None if new; ConflictError if reused for another request."""
+def _check(idem_key: str) -> None:
     if not idem_key or len(idem_key) > MAX_KEY_LENGTH:
         raise VigieError(f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} characters")
+
+
+def lookup(db: Database, key_id: int, idem_key: str, req_hash: str) -> tuple[int, Any] | None:
+    """The stored (status, body) for this key, None if new; ConflictError if reused for another request."""
+    _check(idem_key)
     with db.session() as s:
         row = s.get(IdempotentResponse, (key_id, idem_key))
         if row is None:
@@ -34,6 +44,45 @@ def lookup(db: Database, key_id: int, idem_key: str, req_hash: str) -> tuple[int
         if row.request_hash != req_hash:
             raise ConflictError("this Idempotency-Key was already used for a different request")
         return row.status, row.response
+
+
+def reserve(db: Database, key_id: int, idem_key: str, req_hash: str) -> tuple[int, Any] | None:
+    """Take the key for a request about to run (None), before it runs, so that a twin sent meanwhile cannot
+    run too; or the answer it already has, (PENDING, None) while its first request still runs."""
+    _check(idem_key)
+    now = utcnow()
+    row = {"key_id": key_id, "idem_key": idem_key, "request_hash": req_hash, "status": PENDING}
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(_INSERT, {**row, "response": None, "created_at": now})
+        return None
+    except IntegrityError:
+        pass
+    hit = lookup(db, key_id, idem_key, req_hash)
+    if hit is None or hit[0] != PENDING:
+        return hit if hit is not None else reserve(db, key_id, idem_key, req_hash)
+    with db.engine.begin() as conn:  # a reservation its request's process never came back to: take it over
+        taken = conn.execute(
+            sa.update(IdempotentResponse)
+            .where(_row(key_id, idem_key), IdempotentResponse.status == PENDING)
+            .where(IdempotentResponse.created_at < now - timedelta(seconds=STALE_S))
+            .values(created_at=now)
+        ).rowcount
+    return None if taken else hit
+
+
+def settle(db: Database, key_id: int, idem_key: str, status: int, body: Any) -> None:
+    """Store a reserved request's answer; an error answer frees the key instead, so a retry runs again."""
+    with db.engine.begin() as conn:
+        where = _row(key_id, idem_key)
+        if 200 <= status < 300:
+            conn.execute(sa.update(IdempotentResponse).where(where).values(status=status, response=body))
+        else:
+            conn.execute(sa.delete(IdempotentResponse).where(where, IdempotentResponse.status == PENDING))
+
+
+def _row(key_id: int, idem_key: str) -> sa.ColumnElement[bool]:
+    return sa.and_(IdempotentResponse.key_id == key_id, IdempotentResponse.idem_key == idem_key)
 
 
 @dataclass(frozen=True)
@@ -63,19 +112,6 @@ class Duplicate(Exception):
 
 
 _INSERT = sa.insert(IdempotentResponse)
-
-
-def store(db: Database, key_id: int, idem_key: str, req_hash: str, status: int, body: Any) -> None:
-    """Remember the answer; a concurrent duplicate that stored first wins (its answer is the one replayed)."""
-    try:
-        with db.session() as s:
-            s.add(
-                IdempotentResponse(
-                    key_id=key_id, idem_key=idem_key, request_hash=req_hash, status=status, response=body
-                )
-            )
-    except IntegrityError:
-        pass
 
 
 WRITE_METHODS = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE", "POST", "PUT", "PATCH", "DELETE"})
@@ -118,13 +154,19 @@ class IdempotencyMiddleware:
         from vigie.service import problems
 
         req_hash = request_hash(scope["method"], scope["path"], body)
+        idem_key = idem.decode("latin-1")
         try:
-            hit = lookup(self.db, key.id, idem.decode("latin-1"), req_hash)
+            hit = reserve(self.db, key.id, idem_key, req_hash)
         except VigieError as exc:
             status = 409 if isinstance(exc, ConflictError) else 400
             await problems.problem(status, "Conflict" if status == 409 else "Bad Request", str(exc))(
                 scope, receive, send
             )
+            return
+        if hit is not None and hit[0] == PENDING:
+            busy = problems.problem(409, "Conflict", "a request with this Idempotency-Key is still running")
+            busy.headers["Retry-After"] = "1"
+            await busy(scope, receive, send)
             return
         if hit is not None:
             from fastapi.responses import JSONResponse
@@ -153,12 +195,17 @@ class IdempotencyMiddleware:
                 chunks.append(message.get("body", b""))
             await send(message)
 
-        await self.app(scope, replay, capture)
+        try:
+            await self.app(scope, replay, capture)
+        except BaseException:
+            settle(self.db, key.id, idem_key, 500, None)  # nothing was answered: a retry runs again
+            raise
+        answer = None
         if 200 <= status < 300:
             import json
 
             try:
                 answer = json.loads(b"".join(chunks) or b"null")
             except ValueError:
-                return
-            store(self.db, key.id, idem.decode("latin-1"), req_hash, status, answer)
+                status = 500  # not JSON, so not replayable: free the key
+        settle(self.db, key.id, idem_key, status, answer)
