@@ -176,7 +176,12 @@ def test_openapi_and_metrics(env: dict[str, object]) -> None:
     spec = c.get("/openapi.json").json()
     assert "/v1/lookup" in spec["paths"] and "/v1/banks/{name}/import" in spec["paths"]
     c.get("/healthz")
-    assert 'vigie_http_requests_total{method="GET",path="/healthz",status="200"}' in c.get("/metrics").text
+    assert c.get("/metrics").status_code == 401  # every endpoint but health needs a key
+    assert c.get("/metrics", headers=auth(env, "lookup")).status_code == 403
+    scraper = env["store"].create(["metrics"], "prometheus")[1]  # type: ignore[attr-defined]
+    text = c.get("/metrics", headers={"Authorization": f"Bearer {scraper}"}).text
+    assert 'vigie_http_requests_total{method="GET",path="/healthz",status="200"}' in text
+    assert c.post("/v1/lookup", json={}, headers={"Authorization": f"Bearer {scraper}"}).status_code == 403
 
 
 def test_a_key_name_longer_than_its_column_is_refused_plainly(db_url: str) -> None:

@@ -357,7 +357,8 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
         return Response('{"status":"ready"}', media_type="application/json")
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    def metrics() -> str:
+    def metrics(_: Annotated[KeyInfo, Depends(require("metrics"))]) -> str:
+        """Prometheus text; a scraper sends a key with the ``metrics`` scope (bank sizes are not public)."""
         lines = ["# TYPE vigie_http_requests_total counter"]
         for (method, path, status), n in sorted(svc.requests.items()):
             lines.append(

@@ -138,7 +138,9 @@ def run_until(
 
 @keys_app.command("create")
 def keys_create(
-    scope: Annotated[list[str], typer.Option("--scope", help="items:write, lookup, banks:write or admin.")],
+    scope: Annotated[
+        list[str], typer.Option("--scope", help="items:write, lookup, banks:write, admin or metrics.")
+    ],
     name: Annotated[str, typer.Option(help="What the key is for.")] = "",
 ) -> None:
     """Create a key; the secret is printed once, on the last line."""

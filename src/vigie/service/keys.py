@@ -14,7 +14,8 @@ from vigie.errors import NotFoundError, VigieError
 from vigie.store import ApiKey, Database
 from vigie.store.models import utcnow
 
-SCOPES = ("items:write", "lookup", "banks:write", "admin")
+SCOPES = ("items:write", "lookup", "banks:write", "admin", "metrics")
+"""``metrics``: read /metrics only, for a Prometheus scraper that should hold no other right."""
 PREFIX = "vg_"
 
 
