@@ -21,7 +21,7 @@ def _module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-#: (script, arguments for --quick, what it needs that `make bench` cannot install, how to get it)
+#: (script, arguments for --quick, whether its reference is installed, what to install when it is not)
 BENCHMARKS: list[tuple[str, list[str], bool, str]] = [
     ("bench_hash.py", [], True, ""),
     ("bench_index.py", [], True, ""),

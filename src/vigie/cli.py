@@ -249,17 +249,14 @@ def match_cmd(
     matcher = Matcher.open(open_db(s.db_url), s.index_dir)
     ctx = PipelineContext(limits=s.limits, matcher=matcher, vpdq_fps=s.vpdq_fps)
     table = Table("path", "bank", "signal", "distance", "entry", "category")
-    any_match = False
     for path in list_inputs(files):
         for obj in iter_file(path, s.limits):
             res = process_item(obj, ctx) if isinstance(obj, Item) else error_result(obj)
             matches = [
                 {k: m[k] for k in ("bank", "signal", "distance", "entry_id", "labels")} for m in res.matches
             ]
-            any_match |= bool(matches)
-            if (
-                json_out
-            ):  # pdq_quality under 50: not matched perceptually (PDQ's rule), said rather than silent
+            # pdq_quality under 50: not matched perceptually (PDQ's rule), said rather than silent
+            if json_out:
                 _emit(
                     {"path": res.path, "matches": matches, "error": res.error, "pdq_quality": res.pdq_quality}
                 )
@@ -279,7 +276,7 @@ def match_cmd(
                     for f in coverage_findings(None, res.pdq_quality):
                         table.add_row(res.path, "-", "-", "-", "-", f"[yellow]{f.summary}[/]")
     if not json_out:
-        out.print(table if any_match or table.row_count else "no matches")
+        out.print(table if table.row_count else "no matches")
 
 
 # ------------------------------------------------------------------------------------------------- scan
@@ -385,16 +382,11 @@ def main() -> None:
     traceback."""
     try:
         app()
-    except VigieError as exc:
-        console.print(
-            f"[red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
-        )  # one greppable line
-        sys.exit(2)
-    except OSError as exc:  # a file to write in a missing folder, a full disk, no permission
-        where = f"{exc.filename}: " if exc.filename else ""
-        console.print(
-            f"[red]error:[/] {where}{exc.strerror or exc}", markup=True, highlight=False, soft_wrap=True
-        )
+    except (VigieError, OSError) as exc:  # OSError: a file in a missing folder, a full disk, no permission
+        text = str(exc)
+        if isinstance(exc, OSError):
+            text = (f"{exc.filename}: " if exc.filename else "") + str(exc.strerror or exc)
+        console.print(f"[red]error:[/] {text}", markup=True, highlight=False, soft_wrap=True)  # one line
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted")

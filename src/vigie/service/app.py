@@ -422,7 +422,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
             req_hash = idempotency.request_hash("POST", "/v1/items", await request.body())
             hit = idempotency.lookup(svc.db, key.id, idem, req_hash)
             if hit is not None:
-                return JSONResponse(hit[1], status_code=hit[0], headers={"Idempotent-Replayed": "true"})
+                return idempotency.replayed(hit)
             claim = idempotency.Claim(key.id, idem, req_hash)
         try:
             outcome = await _submit(request, claim)
@@ -430,7 +430,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
             hit = idempotency.lookup(svc.db, key.id, twin.claim.idem_key, twin.claim.request_hash)
             if hit is None:  # pragma: no cover - the key was taken, so its answer is there
                 raise
-            return JSONResponse(hit[1], status_code=hit[0], headers={"Idempotent-Replayed": "true"})
+            return idempotency.replayed(hit)
         return FastJSON(outcome.to_json(), status_code=201)
 
     async def _submit(request: Request, claim: idempotency.Claim | None) -> Outcome:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from vigie.errors import ConflictError, VigieError
@@ -79,6 +80,11 @@ def settle(db: Database, key_id: int, idem_key: str, status: int, body: Any) -> 
             conn.execute(sa.update(IdempotentResponse).where(where).values(status=status, response=body))
         else:
             conn.execute(sa.delete(IdempotentResponse).where(where, IdempotentResponse.status == PENDING))
+
+
+def replayed(hit: tuple[int, Any]) -> JSONResponse:
+    """The first answer to a key's request, sent again, marked as such."""
+    return JSONResponse(hit[1], status_code=hit[0], headers={"Idempotent-Replayed": "true"})
 
 
 def _row(key_id: int, idem_key: str) -> sa.ColumnElement[bool]:
@@ -169,11 +175,7 @@ class IdempotencyMiddleware:
             await busy(scope, receive, send)
             return
         if hit is not None:
-            from fastapi.responses import JSONResponse
-
-            await JSONResponse(hit[1], status_code=hit[0], headers={"Idempotent-Replayed": "true"})(
-                scope, receive, send
-            )
+            await replayed(hit)(scope, receive, send)
             return
         sent = False
 

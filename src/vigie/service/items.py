@@ -130,11 +130,12 @@ class Items:
             "action": decision["action"],
             "priority": decision["priority"],
         }
+        outcome = Outcome(item_id, decision)
         # plain Core INSERTs in one transaction, committed before the answer: an accepted item always has
         # its job and its event, and no ORM session is built (half the cost of recording an item)
         with self.db.engine.begin() as s:
             if claim is not None:  # first: a concurrent duplicate waits here, then finds the key taken
-                claim.record(s, 201, Outcome(item_id, decision).to_json())
+                claim.record(s, 201, outcome.to_json())
             s.execute(_INSERT_ITEM, row)
             if job is not None and self.vault is not None:
                 s.execute(
@@ -154,7 +155,7 @@ class Items:
                     "decision": decision,
                 }
                 enqueue(s, "item.decided", payload)
-        return Outcome(item_id, decision)
+        return outcome
 
     def get(self, item_id: str) -> dict[str, Any]:
         with self.db.session() as s:

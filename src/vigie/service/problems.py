@@ -61,11 +61,11 @@ def install(app: FastAPI) -> None:
             resp.headers[k] = v
         return resp
 
-    @app.exception_handler(db_errors.OperationalError)
-    @app.exception_handler(db_errors.InterfaceError)
-    @app.exception_handler(db_errors.TimeoutError)
     async def _db(_: Request, exc: Exception) -> JSONResponse:
         return _unavailable()
+
+    for cls in DB_UNAVAILABLE:
+        app.add_exception_handler(cls, _db)
 
     @app.exception_handler(Exception)  # last resort, also for errors raised in middleware
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
