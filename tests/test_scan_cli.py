@@ -150,7 +150,7 @@ def test_match_json_contract(scenario: dict[str, object], tmp_path: Path) -> Non
     lines = [json.loads(x) for x in proc.stdout.strip().splitlines()]
     assert [list(x) for x in lines] == [["path", "matches", "error", "pdq_quality"]] * 3
     assert lines[0]["pdq_quality"] >= 50 and lines[1]["pdq_quality"] is None
-    # a one-colour image is not matched perceptually (PDQ's rule), and both outputs say so
+    # a one-colour image is not matched by PDQ distance (PDQ's rule), and both outputs say so
     assert lines[2] == {"path": str(flat), "matches": [], "error": None, "pdq_quality": 0}
     env = {**os.environ, "VIGIE_HOME": str(home), "COLUMNS": "200"}
     env.pop("VIGIE_DATABASE_URL", None)
@@ -161,7 +161,7 @@ def test_match_json_contract(scenario: dict[str, object], tmp_path: Path) -> Non
         text=True,
         check=True,
     ).stdout
-    assert "no matches" not in table and "PDQ quality 0 < 50: too flat to match perceptually" in table
+    assert "no matches" not in table and "PDQ quality 0 < 50: too flat to match by PDQ distance" in table
     assert lines[0]["matches"] and set(lines[0]["matches"][0]) == {
         "bank",
         "signal",

@@ -255,7 +255,7 @@ def match_cmd(
             matches = [
                 {k: m[k] for k in ("bank", "signal", "distance", "entry_id", "labels")} for m in res.matches
             ]
-            # pdq_quality under 50: not matched perceptually (PDQ's rule), said rather than silent
+            # pdq_quality under 50: not matched by PDQ distance (PDQ's rule), said rather than silent
             if json_out:
                 _emit(
                     {"path": res.path, "matches": matches, "error": res.error, "pdq_quality": res.pdq_quality}

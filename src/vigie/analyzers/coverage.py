@@ -1,9 +1,10 @@
 """Findings for what an item's checks could not cover, so that a decision never allows it silently.
 
 A file that does not decode (broken, truncated, over the pixel limit, a format vigie cannot read) was only
-checked by its byte-exact hashes; an image whose PDQ quality is under 50 was not matched perceptually (PDQ's
-rule). Without a finding, both answer ``allow`` with no reason, exactly like a checked, clean item. Such a
-file is also what an evader would craft, so the shipped policy sends undecodable media to review.
+checked by its byte-exact hashes; an image whose PDQ quality is under 50 was not matched by PDQ distance
+(PDQ's rule), only by exact hashes and, where a bank entry keeps keypoints, by their verified geometry.
+Without a finding, both answer ``allow`` with no reason, exactly like a checked, clean item. Such a file is
+also what an evader would craft, so the shipped policy sends undecodable media to review.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def coverage_findings(error: str | None, pdq_quality: int | None) -> list[Findin
                 confidence=1.0,
                 summary=(
                     f"PDQ quality {pdq_quality} < {MIN_QUALITY}: "
-                    "too flat to match perceptually, exact hashes only"
+                    "too flat to match by PDQ distance; exact hashes and verified keypoints only"
                 ),
                 evidence={"pdq_quality": pdq_quality, "min_quality": MIN_QUALITY},
             )

@@ -93,6 +93,7 @@ class MediaAids:
     """What a bank keeps from an image besides its own hashes, all from one decode."""
 
     derived: dict[str, str]  # transform name -> PDQ of that crop or tilt
+    hints: list[str]  # PDQs of crops and tilts under quality 50: never matched, they only pick verifications
     features: str | None  # packed local features for the verifier (None without OpenCV)
     spread: float  # PDQ's DCT spread on the working copy (see vigie.signals.pdq.WEAK_SPREAD)
 
@@ -104,13 +105,16 @@ def media_aids(data: bytes, limits: MediaLimits) -> MediaAids:
         base = im.convert("RGB")
     base.thumbnail((1024, 1024))
     out: dict[str, str] = {}
+    hints: list[str] = []
     for name, fn in DERIVED.items():
         h = hash_array(np.asarray(fn(base)))
         if h.quality >= MIN_QUALITY:
             out[name] = h.hex
+        elif h.quality > 0:
+            hints.append(h.hex)
     feats = features.extract(np.asarray(base.convert("L")))
     packed = feats.pack() if feats is not None and len(feats.points) else None
-    return MediaAids(out, packed, dct_spread(np.asarray(base)))
+    return MediaAids(out, hints if packed else [], packed, dct_spread(np.asarray(base)))
 
 
 def entries_for_items(
@@ -164,6 +168,8 @@ def entries_for_items(
             yield f"no derived signals for {sig.path}: {exc}"
             continue
         extra: dict[str, Any] = {"features": aids.features} if aids.features else {}
+        if aids.hints:
+            extra["verify_hints"] = aids.hints
         if aids.spread < WEAK_SPREAD:
             extra["pdq_weak"] = round(aids.spread, 2)
             yield (

@@ -321,6 +321,8 @@ class Matcher:
                 )
                 if owner is not None:
                     keep.append((owner, v))
+                    # crops and tilts too flat for a PDQ entry still say where to look
+                    keep += [(owner, h) for h in extra.get("verify_hints") or () if owner == i]
             self._verif = (
                 np.array([i for i, _ in keep], dtype=np.int64),
                 _decode([v for _, v in keep], 32) if keep else np.zeros((0, 32), np.uint8),

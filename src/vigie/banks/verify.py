@@ -26,7 +26,9 @@ def verified_matches(
     matcher: Matcher, data: bytes, sig: ItemSignals, limits: MediaLimits
 ) -> list[dict[str, Any]]:
     """Match dicts (as the pipeline reports them) for candidates whose keypoints verify, with the evidence."""
-    if not features.available() or not sig.pdq or (sig.pdq_quality or 0) < 50:
+    # A PDQ under quality 50 is never matched by distance (PDQ's rule), but it still says which entries
+    # are worth a look: a match then rests on the keypoints' geometry alone. A flat image has no keypoints.
+    if not features.available() or not sig.pdq or not sig.pdq_quality:
         return []
     hexes = [sig.pdq, *(sig.pdq_extra or {}).values()]
     cands = matcher.verify_candidates(hexes, VERIFY_RADIUS, MAX_CANDIDATES)
@@ -40,7 +42,7 @@ def verified_matches(
     views = _query_views(pixels)
     if not views:
         return []
-    dense: list[features.Features] | None = None  # taken once, only if a candidate needs it
+    spread: list[features.Features] | None = None  # taken once, only if a candidate needs it
     rows = matcher.entries([eid for eid, _ in cands])
     banks = dict(matcher.banks)
     out: list[dict[str, Any]] = []
@@ -52,10 +54,10 @@ def verified_matches(
         known = features.Features.unpack((e.extra or {})["features"])
         evidence = _first_evidence(views, known)
         if evidence is None:
-            if dense is None:
-                more = features.extract(pixels, features.QUERY_KEYPOINTS)
-                dense = [more] if more is not None and len(more.points) else []
-            evidence = _first_evidence(dense, known)
+            if spread is None:
+                more = features.extract_spread(pixels)
+                spread = [more] if more is not None and len(more.points) else []
+            evidence = _first_evidence(spread, known)
         if evidence is None:
             continue
         out.append(
