@@ -32,9 +32,9 @@ demo-serve: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench demo
+	$(BIN)/mypy src
 
-test: $(STAMP)
-	$(BIN)/ruff check src tests bench demo
+test: lint
 	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 bench: $(BENCH_STAMP)

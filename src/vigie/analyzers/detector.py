@@ -64,9 +64,8 @@ class OnnxDetector:
     def preprocess(self, im: Image.Image) -> np.ndarray:
         im = im.convert("RGB")
         k = self.size / min(im.size)
-        im = im.resize(
-            (max(self.size, round(im.width * k)), max(self.size, round(im.height * k))), Image.BILINEAR
-        )
+        size = (max(self.size, round(im.width * k)), max(self.size, round(im.height * k)))
+        im = im.resize(size, Image.Resampling.BILINEAR)
         left, top = (im.width - self.size) // 2, (im.height - self.size) // 2
         arr = np.asarray(im.crop((left, top, left + self.size, top + self.size)), np.float32) / 255.0
         arr = (arr - self.mean) / self.std

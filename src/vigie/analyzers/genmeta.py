@@ -218,7 +218,8 @@ def parse_invoke(text: str, key: str) -> GenerationInfo | None:
     if not isinstance(doc, dict):
         return None
     if key == "sd-metadata":
-        image = doc.get("image") if isinstance(doc.get("image"), dict) else {}
+        got = doc.get("image")
+        image: dict[str, Any] = got if isinstance(got, dict) else {}
         prompt = image.get("prompt")
         if isinstance(prompt, list):
             prompt = " ".join(str(p.get("prompt", "")) for p in prompt if isinstance(p, dict))
@@ -237,10 +238,10 @@ def parse_invoke(text: str, key: str) -> GenerationInfo | None:
     loras = []
     for lo in doc.get("loras") or []:
         if isinstance(lo, dict):
-            m = lo.get("model") or lo.get("lora") or {}
+            ref = lo.get("model") or lo.get("lora") or {}
             loras.append(
                 {
-                    "name": m.get("name") if isinstance(m, dict) else m,
+                    "name": ref.get("name") if isinstance(ref, dict) else ref,
                     "weight": lo.get("weight"),
                     "kind": "lora",
                 }

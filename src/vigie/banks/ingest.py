@@ -145,13 +145,13 @@ def entries_for_items(
             if not frames:
                 yield f"no frame entries for {sig.path}: no frame reaches quality {bank.pdq_min_quality}"
             for f in frames:
-                extra = {
+                frame_extra = {
                     "derived": "frame",
                     "of": own["external_id"],
                     "t": round(f.seconds, 3),
                     "frames": len(frames),
                 }
-                yield EntryIn(signal_type="pdq", value=f.pdq, **own, extra=extra)
+                yield EntryIn(signal_type="pdq", value=f.pdq, **own, extra=frame_extra)
             continue
         if not sig.pdq:
             continue

@@ -258,8 +258,8 @@ class Matcher:
                 # a few queries finish in microseconds: extra threads would only spin (scan and service
                 # workers are already one process per core)
                 threads = 1 if len(queries) < SMALL_BATCH else None
-                found = self.pdq.search(_decode([q for _, _, q in queries], 32), radius, threads=threads)
-                for (i, name, _), res in zip(queries, found, strict=True):
+                near = self.pdq.search(_decode([q for _, _, q in queries], 32), radius, threads=threads)
+                for (i, name, _), res in zip(queries, near, strict=True):
                     for eid, dist in res:
                         key = ("pdq", int(eid))
                         if key not in hits[i] or dist < hits[i][key][0]:

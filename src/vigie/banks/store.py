@@ -191,9 +191,9 @@ class BankStore:
             b = self._bank(s, bank)
             where = sa.and_(Entry.bank_id == b.id, Entry.id.in_(ids))
             if enabled is None:
-                n = s.execute(sa.delete(Entry).where(where)).rowcount
+                n = s.execute(sa.delete(Entry).where(where)).rowcount  # type: ignore[attr-defined]
             else:
-                n = s.execute(sa.update(Entry).where(where).values(enabled=enabled)).rowcount
+                n = s.execute(sa.update(Entry).where(where).values(enabled=enabled)).rowcount  # type: ignore[attr-defined]
             for lo, hi in _runs(sorted(set(ids))):
                 s.add(Change(bank_id=b.id, op="remove" if enabled is None else "update", lo=lo, hi=hi))
             return int(n or 0)

@@ -100,6 +100,6 @@ def _query_views(gray: np.ndarray) -> list[features.Features]:
             # pixels -> the whole view's scaled coordinates
             k_box = min(1.0, features.SIDE / max(x1 - x0, y1 - y0))
             k_whole = min(1.0, features.SIDE / max(gray.shape[:2]))
-            pts = (inner.points / k_box + np.float32([x0, y0])) * k_whole
+            pts = (inner.points / k_box + np.array([x0, y0], dtype=np.float32)) * k_whole
             views.append(features.Features(pts.astype(np.float32), inner.descriptors))
     return views

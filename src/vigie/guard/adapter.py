@@ -44,7 +44,7 @@ class GuardedPipeline:
             if decision.action in self.refuse_on:
                 raise GuardRefusal(decision)
         result = self.pipeline(prompt, *args, **kwargs)
-        images = getattr(result, "images", None)
+        images: Any = getattr(result, "images", None)
         if images is None and isinstance(result, (list, tuple)) and result:
             images = result[0]
         decisions: list[GuardDecision] = []

@@ -117,7 +117,7 @@ def training_vocabulary(meta: dict[str, str]) -> tuple[dict[str, int], list[str]
     tags: dict[str, int] = {}
     dirs: list[str] = []
     freq = _json_field(meta, "ss_tag_frequency")
-    sources = [freq] if isinstance(freq, dict) else []
+    sources: list[Any] = [freq] if isinstance(freq, dict) else []
     datasets = _json_field(meta, "ss_datasets")
     if isinstance(datasets, list):
         sources += [d.get("tag_frequency") for d in datasets if isinstance(d, dict)]
@@ -164,9 +164,9 @@ def _pickle_imports(data: bytes) -> list[str]:
             if name == "MEMOIZE":
                 memo[len(memo)] = last
             elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-                memo[int(arg)] = last
+                memo[int(arg or 0)] = last  # a memo index, never None for these opcodes
             elif name in ("BINGET", "LONG_BINGET", "GET"):
-                last = memo.get(int(arg))
+                last = memo.get(int(arg or 0))
                 strings.append(last)
                 continue
             elif name == "GLOBAL":

@@ -63,7 +63,7 @@ def _prefetch2(typingctx, arr, i, j):  # type: ignore[no-untyped-def]
 
 @njit(inline="always")
 def popcount64(x: np.uint64) -> int:
-    return int(_ctpop64(x))
+    return int(_ctpop64(x))  # type: ignore[call-arg]  # an intrinsic: numba passes the typing context
 
 
 @njit(inline="always")

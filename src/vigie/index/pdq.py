@@ -32,7 +32,7 @@ import os
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -157,14 +157,14 @@ def _threads(n: int | None):  # type: ignore[no-untyped-def]
     import numba
 
     old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     try:
         yield
     finally:
         numba.set_num_threads(old)
 
 
-def _valid_layout(layout: Any) -> bool:
+def _valid_layout(layout: Any) -> TypeGuard[list[list[int]]]:
     if not isinstance(layout, list):
         return False
     if not all(isinstance(c, list) and len(c) == 2 and all(type(x) is int for x in c) for c in layout):

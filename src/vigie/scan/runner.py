@@ -97,9 +97,9 @@ def _thumbnail(item: Item) -> str | None:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(item.data)) as im:
-            im.draft("RGB", (160, 160))
-            im = im.convert("RGB")
+        with Image.open(io.BytesIO(item.data)) as src:
+            src.draft("RGB", (160, 160))
+            im = src.convert("RGB")
             im.thumbnail((160, 160))
             buf = io.BytesIO()
             im.save(buf, "JPEG", quality=70)

@@ -97,7 +97,9 @@ class Items:
         self, matcher: Matcher, hashes: dict[str, Any], context: dict[str, Any], claim: Claim | None = None
     ) -> Outcome:
         """Privacy mode: the platform sends signals only (SignalError for malformed values)."""
-        clean = {k: signal_type(k).normalize(v) for k, v in hashes.items() if k != "pdq_quality" and v}
+        clean: dict[str, Any] = {
+            k: signal_type(k).normalize(v) for k, v in hashes.items() if k != "pdq_quality" and v
+        }
         clean["pdq_quality"] = hashes.get("pdq_quality")
         found = matcher.match(**clean)
         matches = [{**m.to_json(), "bank_kind": m.bank_kind} for m in found.matches]

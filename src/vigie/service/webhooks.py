@@ -168,5 +168,5 @@ def requeue(db: Database, event_id: str) -> bool:
             sa.update(OutboxEvent)
             .where(OutboxEvent.event_id == event_id, OutboxEvent.dead_at.is_not(None))
             .values(dead_at=None, attempts=0, next_attempt_at=utcnow())
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]  # an UPDATE gives a CursorResult
         return bool(n)

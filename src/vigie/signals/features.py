@@ -150,8 +150,8 @@ def verify(query: Features, target: Features) -> dict[str, Any] | None:
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
     if len(good) < MIN_MODEL_INLIERS:
         return None
-    src = np.float32([query.points[m.queryIdx] for m in good])
-    dst = np.float32([target.points[m.trainIdx] for m in good])
+    src = np.array([query.points[m.queryIdx] for m in good], dtype=np.float32)
+    dst = np.array([target.points[m.trainIdx] for m in good], dtype=np.float32)
     model, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJ_PX)
     if model is None or mask is None:
         return None

@@ -99,8 +99,8 @@ def find_ages(canon: str, lexicon: Lexicon) -> list[Age]:
         if 0 < g <= 12:
             out.append(Age(g + 5, m.group(0).strip(), "grade"))
     for m in _CJK_GRADE.finditer(canon):
-        g = m.group(1)
-        n = int(g) if g.isdigit() else _CJK_DIGITS.get(g, 1)
+        digits = m.group(1)
+        n = int(digits) if digits.isdigit() else _CJK_DIGITS.get(digits, 1)
         base = 6 if m.group(0).startswith(("小", "초")) else 12
         out.append(Age(base + n - 1, m.group(0), "grade"))
     return out

@@ -77,7 +77,7 @@ _EMOJI = re.compile("|".join(map(re.escape, EMOJI_WORDS)))
 
 def _strip_marks(text: str) -> str:
     """Accents off Latin, Greek and Cyrillic letters only: Japanese voicing marks are part of the letter."""
-    out = []
+    out: list[str] = []
     for ch in unicodedata.normalize("NFD", text):
         if unicodedata.combining(ch) and out and out[-1] < "\u3000":
             continue
