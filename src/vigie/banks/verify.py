@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from vigie.signals.item import ItemSignals
 
 VERIFY_RADIUS = 90
-"""PDQ distance within which a media entry is a candidate (a 4° tilt or a logo lands at 40–80 bits)."""
+"""PDQ distance within which a media entry is a candidate (a 4° tilt or a logo lands at 40–80 bits). On the
+robustness benchmark's 110 originals, 11% of queries have an unrelated candidate within 90 bits and 66%
+within 100: a wider band would verify nearly every upload against a media bank, for one more copy found."""
 MAX_CANDIDATES = 8
 """Nearest media entries verified per query: tiles and crops of one photo sit near each other, so a
 smaller number let siblings crowd the true entry out."""

@@ -118,14 +118,16 @@ def extract_spread(gray: np.ndarray, max_keypoints: int = QUERY_KEYPOINTS) -> Fe
     gray = _scaled(cv2, gray)
     orb = cv2.ORB_create(nfeatures=4 * max_keypoints, fastThreshold=FAST_THRESHOLDS[-1])
     kps = orb.detect(gray, None)
+    if not kps:
+        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
     h, w = gray.shape[:2]
-    per_cell = max(1, max_keypoints // SPREAD_GRID**2)
-    cells: dict[tuple[int, int], list[Any]] = {}
-    for kp in sorted(kps, key=lambda kp: -kp.response):
-        cell = cells.setdefault((int(kp.pt[0] * SPREAD_GRID / w), int(kp.pt[1] * SPREAD_GRID / h)), [])
-        if len(cell) < per_cell:
-            cell.append(kp)
-    kps, desc = orb.compute(gray, [kp for cell in cells.values() for kp in cell])
+    pts = cv2.KeyPoint_convert(kps)
+    cell = (pts[:, 1] * SPREAD_GRID // h).astype(np.int64) * SPREAD_GRID + (pts[:, 0] * SPREAD_GRID // w)
+    order = np.lexsort((-np.array([kp.response for kp in kps]), cell))  # by cell, strongest first
+    ranked = cell[order]
+    rank = np.arange(len(order)) - np.searchsorted(ranked, ranked, side="left")
+    keep = order[rank < max(1, max_keypoints // SPREAD_GRID**2)]
+    kps, desc = orb.compute(gray, [kps[i] for i in keep])
     if desc is None or not kps:
         return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
     return Features(np.array([kp.pt for kp in kps], dtype=np.float32), desc.astype(np.uint8))
