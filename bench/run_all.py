@@ -29,6 +29,7 @@ BENCHMARKS: list[tuple[str, list[str], bool, str]] = [
     ("bench_provenance.py", [], True, ""),
     ("bench_textrisk.py", [], True, ""),
     ("bench_robustness.py", ["--quick"], True, ""),
+    ("bench_verifier.py", ["--quick"], True, ""),
     (
         "bench_video.py",
         ["--quick"],

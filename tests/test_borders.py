@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from vigie.banks import BankStore, EntryIn
@@ -285,6 +286,51 @@ def test_crops_too_flat_for_a_pdq_entry_still_say_where_to_verify(photos: list[P
             assert all(m["labels"]["external_id"] == n and "verify_hints" not in m["labels"] for m in hits)
             verified[with_hints] += bool(hits)
     assert verified[True] == len(tiles) > verified[False], verified
+
+
+def test_the_verifiers_candidate_set_follows_bank_changes_without_rereading(
+    db_url: str, photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Media entries added after the candidate set was read join it from their own id range (reading the
+    whole set is slow for a large media bank); a removal makes the next search read it all again, and a
+    removed entry is never a candidate."""
+    pytest.importorskip("cv2")
+    from vigie.banks.ingest import entries_for_paths
+    from vigie.banks.verifiable import VerifiableSet
+
+    store, entries = _media_bank(db_url, photos[:3], tmp_path)
+    store.add_entries("known", entries)
+    matcher = Matcher.open(store.db)
+    hexes = {
+        e.external_id: e.value for e in entries if e.signal_type == "pdq" and (e.extra or {}).get("features")
+    }
+    assert len(hexes) == 3 and all(matcher.verify_candidates([h], 0, 8) for h in hexes.values())
+    full_reads: list[bool] = []
+    real_read = VerifiableSet._read
+    monkeypatch.setattr(
+        VerifiableSet,
+        "_read",
+        lambda self, where: full_reads.append(where is sa.true()) or real_read(self, where),
+    )
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / photos[5].name).write_bytes(jpeg(load(photos[5])))
+    added = [
+        e
+        for e in entries_for_paths([later], store.get_bank("known"), LIMITS, {}, name_by="name")
+        if isinstance(e, EntryIn)
+    ]
+    store.add_entries("known", added)
+    matcher.refresh()
+    [new] = [e for e in added if e.signal_type == "pdq" and (e.extra or {}).get("features")]
+    [(eid, dist)] = matcher.verify_candidates([new.value], 0, 8)
+    assert dist == 0 and full_reads == [False]  # its id range only
+    derived = next(e for e in added if (e.extra or {}).get("derived"))
+    assert matcher.verify_candidates([derived.value], 0, 8) == [(eid, 0)]  # a crop names its owner
+    store.remove_entries("known", [eid])
+    matcher.refresh()
+    assert matcher.verify_candidates([new.value], 0, 8) == [] and full_reads == [False, True]
+    assert all(matcher.verify_candidates([h], 0, 8) for h in hexes.values())
 
 
 def test_a_fitted_model_counts_every_keypoint_it_carries() -> None:

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from vigie.banks.model import BankInfo, Match, MatchResult
 from vigie.banks.store import entry_out
+from vigie.banks.verifiable import VerifiableSet
 from vigie.errors import IndexStoreError
 from vigie.index import ExactIndex, PDQIndex
 from vigie.signals.types import EXACT_SIGNALS, signal_type
@@ -52,7 +53,7 @@ class Matcher:
         self.banks: dict[int, BankInfo] = {}
         self.last_seq = 0
         self._refreshed_at = 0.0
-        self._verif_lock = threading.Lock()
+        self.verifiable = VerifiableSet(db)
         self._seen: dict[int, float] = {}  # change seqs already applied, within the look-back window
         self._lock = threading.RLock()
 
@@ -130,16 +131,20 @@ class Matcher:
             cutoff = datetime.fromtimestamp(now - LOOKBACK_S, UTC)
             with self.db.session() as s:
                 rows = s.execute(
-                    sa.select(Change.seq, Change.lo, Change.hi).where(
+                    sa.select(Change.seq, Change.lo, Change.hi, Change.op).where(
                         sa.or_(Change.seq > self.last_seq, Change.at >= cutoff)
                     )
                 ).all()
-            todo = [(seq, lo, hi) for seq, lo, hi in rows if seq not in self._seen]
-            for seq, lo, hi in sorted(todo):
+            todo = [(seq, lo, hi, op) for seq, lo, hi, op in rows if seq not in self._seen]
+            for seq, lo, hi, op in sorted(todo):
                 self._resync(lo, hi)
+                if op == "add":
+                    self.verifiable.entries_added(lo, hi)
+                else:
+                    self.verifiable.invalidate()
                 self._seen[seq] = now
             if rows:
-                self.last_seq = max(self.last_seq, max(seq for seq, _, _ in rows))
+                self.last_seq = max(self.last_seq, max(seq for seq, *_ in rows))
             self._seen = {q: t for q, t in self._seen.items() if t >= now - 2 * LOOKBACK_S}
             self._refreshed_at = now
             self._load_banks()
@@ -272,63 +277,9 @@ class Matcher:
     def verify_candidates(self, hexes: Sequence[str], radius: int, limit: int) -> list[tuple[int, int]]:
         """Nearest (entry id, distance) among PDQ entries that carry local features, within ``radius``.
 
-        An entry's derived crops and tilts count as its own hashes here. Those entries (media-added ones)
-        are few next to a whole bank, so they are kept apart and searched by brute force; the set is
-        reloaded when the matcher has applied bank changes.
-        """
-        owners, codes = self._verifiable()
-        if not len(owners):
-            return []
-        q = _decode(list(hexes), 32)
-        d = np.unpackbits(np.bitwise_xor(q[:, None, :], codes[None, :, :]), axis=2).sum(axis=2).min(axis=0)
-        uniq, inv = np.unique(owners, return_inverse=True)
-        best = np.full(len(uniq), 256)
-        np.minimum.at(best, inv, d)
-        order = np.argsort(best, kind="stable")[:limit]
-        return [(int(uniq[i]), int(best[i])) for i in order if best[i] <= radius]
-
-    def _verifiable(self) -> tuple[np.ndarray, np.ndarray]:
-        stamp = self.last_seq  # reloaded only when bank changes were applied
-        if getattr(self, "_verif_stamp", None) == stamp:
-            return self._verif
-        with self._verif_lock:  # one loader; concurrent requests wait for its result instead of re-reading
-            return self._load_verifiable(stamp)
-
-    def _load_verifiable(self, stamp: int) -> tuple[np.ndarray, np.ndarray]:
-        if getattr(self, "_verif_stamp", None) != stamp:
-            with self.db.session() as s:
-                rows = s.execute(
-                    sa.select(Entry.id, Entry.bank_id, Entry.external_id, Entry.value, Entry.extra).where(
-                        Entry.signal_type == "pdq",
-                        Entry.enabled.is_(True),
-                        Entry.extra.is_not(None),
-                        sa.cast(Entry.extra, sa.Text) != "null",  # JSON null, as an entry without extras has
-                    )
-                ).all()
-            main = {
-                (b, x): i for i, b, x, _, extra in rows if isinstance(extra, dict) and extra.get("features")
-            }
-            keep: list[tuple[int, str]] = []
-            for i, b, _x, v, extra in rows:
-                if not isinstance(extra, dict):
-                    continue
-                owner = (
-                    i
-                    if extra.get("features")
-                    else main.get((b, extra.get("of")))
-                    if extra.get("derived")
-                    else None
-                )
-                if owner is not None:
-                    keep.append((owner, v))
-                    # crops and tilts too flat for a PDQ entry still say where to look
-                    keep += [(owner, h) for h in extra.get("verify_hints") or () if owner == i]
-            self._verif = (
-                np.array([i for i, _ in keep], dtype=np.int64),
-                _decode([v for _, v in keep], 32) if keep else np.zeros((0, 32), np.uint8),
-            )
-            self._verif_stamp = stamp
-        return self._verif
+        An entry's derived crops and tilts, and its hints, count as its own hashes here
+        (:class:`~vigie.banks.verifiable.VerifiableSet`, kept up to date with the bank changes applied)."""
+        return self.verifiable.search(hexes, radius, limit)
 
     def entries(self, ids: Iterable[int]) -> dict[int, Any]:
         """Entries by id, as :class:`EntryOut` (the matcher's view of the database)."""

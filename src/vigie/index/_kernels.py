@@ -346,3 +346,20 @@ def gather_rows(src64, order, out64):  # type: ignore[no-untyped-def]
         out64[i, 1] = src64[j, 1]
         out64[i, 2] = src64[j, 2]
         out64[i, 3] = src64[j, 3]
+
+
+@njit(cache=True, nogil=True)
+def nearest_per_owner(codes64, owner_of, queries64, out):  # type: ignore[no-untyped-def]
+    """``out[owner_of[i]]`` lowered to the distance from code i to its nearest query, for every code.
+
+    Brute force with no temporaries: the verifier's candidate set is searched at a radius far beyond what
+    multi-index hashing can prune. ``out`` comes filled with 256."""
+    nq = queries64.shape[0]
+    for i in range(codes64.shape[0]):
+        w0, w1, w2, w3 = codes64[i, 0], codes64[i, 1], codes64[i, 2], codes64[i, 3]
+        best = out[owner_of[i]]
+        for q in range(nq):
+            d = _dist(w0, w1, w2, w3, queries64[q, 0], queries64[q, 1], queries64[q, 2], queries64[q, 3])
+            if d < best:
+                best = d
+        out[owner_of[i]] = best
