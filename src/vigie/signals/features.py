@@ -191,10 +191,11 @@ def _carried(query: Features, target: Features, model: np.ndarray) -> int:
     qi, ti = np.nonzero(((moved[:, None, :] - target.points[None, :, :]) ** 2).sum(axis=2) <= REPROJ_PX**2)
     ham = _POPCOUNT[np.bitwise_xor(query.descriptors[qi], target.descriptors[ti])].sum(axis=1)
     close = ham <= CARRIED_MAX_HAMMING
+    qi, ti = qi[close], ti[close]
     used_q: set[int] = set()
     used_t: set[int] = set()
     for k in np.argsort(ham[close], kind="stable"):
-        a, b = int(qi[close][k]), int(ti[close][k])
+        a, b = int(qi[k]), int(ti[k])
         if a not in used_q and b not in used_t:
             used_q.add(a)
             used_t.add(b)
