@@ -30,6 +30,7 @@ BENCHMARKS: list[tuple[str, list[str], bool, str]] = [
     ("bench_textrisk.py", [], True, ""),
     ("bench_robustness.py", ["--quick"], True, ""),
     ("bench_verifier.py", ["--quick"], True, ""),
+    ("bench_verify_cost.py", [], True, ""),
     (
         "bench_video.py",
         ["--quick"],
