@@ -155,6 +155,23 @@ def test_labels_longer_than_their_columns_are_bad_lines_on_both_databases(
     assert store.get_bank("k").entry_count == 1
 
 
+def test_malformed_search_data_is_a_bad_line_not_a_broken_verifier(store: BankStore, tmp_path: Path) -> None:
+    """Keypoints and hints are written by `vigie bank add`, but a CSV column or an API body can carry the
+    same keys; a bad value would fail every upload the verifier meets it on, so it is a bad line instead."""
+    store.create_bank("k")
+    pdq = rhex(64, random.Random(6))
+    src = tmp_path / "extras.csv"
+    src.write_text(f"signal_type,value,features,verify_hints\npdq,{pdq},,\npdq,{pdq},not-keypoints,\n")
+    with pytest.raises(ImportFormatError) as err:
+        store.import_file("k", src, "csv")
+    [bad] = err.value.errors
+    assert bad.line == 3 and "features" in bad.message
+    for extra in ({"verify_hints": ["zz" * 32]}, {"verify_hints": "ab" * 32}, {"of": 7}):
+        with pytest.raises(ImportFormatError, match="line 1"):
+            store.add_entries("k", [EntryIn("pdq", pdq, extra=extra)])
+    assert store.get_bank("k").entry_count == 0
+
+
 def test_where_files_sat_on_a_drive_never_travels_with_a_match(store: BankStore, tmp_path: Path) -> None:
     """md5sum names and VICS RelativeFilePath say where seized files sat (case folders, people's names):
     the bank keeps them for its owner, but a match, and so every platform answered, never carries them;

@@ -140,6 +140,9 @@ def test_bad_input_is_problem_json_never_5xx(env: dict[str, object]) -> None:
     bad = "pdq " + "0" * 64 + "\npdq nothex\nmd5 123\n"
     r = c.post("/v1/banks/b/import?format=te", content=bad.encode(), headers=w)
     assert r.status_code == 422 and [e["line"] for e in r.json()["errors"]] == [2, 3]
+    junk = {"signal_type": "pdq", "value": "0" * 64, "extra": {"features": "not-keypoints"}}
+    r = c.post("/v1/banks/b/entries", json={"entries": [junk]}, headers=w)  # would break the verifier
+    assert r.status_code == 422 and "features" in r.json()["errors"][0]["message"]
     assert c.get("/v1/banks", headers=w).json()[0]["entry_count"] == 0
     big = {**lk, "content-length": str(10**9)}
     assert c.post("/v1/lookup", content=b"{}", headers=big).status_code == 413

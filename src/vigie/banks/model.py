@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import binascii
+import re
+import struct
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +29,35 @@ def long_labels(e: EntryIn) -> str | None:
         if len(v := getattr(e, k) or "") > m
     ]
     return "; ".join(long) or None
+
+
+PDQ_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def bad_search_data(e: EntryIn) -> str | None:
+    """What is malformed in the search data an entry's ``extra`` carries (keypoints, hints, the entry a
+    derived one belongs to), for its import's error list; None when it is sound or absent.
+
+    Only ``vigie bank add`` writes these, but a CSV column or an API body can carry the same keys, and one
+    bad value read by the verifier would fail every upload that meets it."""
+    from vigie.signals.features import Features
+
+    extra = e.extra or {}
+    bad: list[str] = []
+    if "features" in extra:
+        try:
+            Features.unpack(extra["features"])
+        except (TypeError, ValueError, struct.error, binascii.Error):
+            bad.append("extra 'features' is not vigie's packed keypoints")
+    hints = extra.get("verify_hints")
+    if hints is not None and not (
+        isinstance(hints, list) and all(isinstance(h, str) and PDQ_HEX.fullmatch(h) for h in hints)
+    ):
+        bad.append("extra 'verify_hints' is not a list of PDQ hex hashes")
+    for key in ("derived", "of"):
+        if key in extra and not isinstance(extra[key], str):
+            bad.append(f"extra '{key}' is not a string")
+    return "; ".join(bad) or None
 
 
 @dataclass

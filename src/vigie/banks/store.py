@@ -12,7 +12,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vigie.banks.model import INTERNAL_EXTRA, PRIVATE_EXTRA, BankInfo, EntryIn, EntryOut, long_labels
+from vigie.banks.model import (
+    INTERNAL_EXTRA,
+    PRIVATE_EXTRA,
+    BankInfo,
+    EntryIn,
+    EntryOut,
+    bad_search_data,
+    long_labels,
+)
 from vigie.errors import ConflictError, ImportFormatError, LineError, NotFoundError, SignalError, VigieError
 from vigie.signals.types import signal_type
 from vigie.store import Bank, Change, Database, Entry
@@ -48,7 +56,7 @@ def validate_entries(entries: Iterable[EntryIn], source: str = "") -> list[Entry
         except SignalError as exc:
             errors.append(LineError(n, str(exc)))
             continue
-        if why := long_labels(e):
+        if why := long_labels(e) or bad_search_data(e):
             errors.append(LineError(n, why))
             continue
         out.append(e)

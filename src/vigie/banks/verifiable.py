@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sqlalchemy as sa
 
+from vigie.banks.model import PDQ_HEX
 from vigie.index import _kernels as K
 from vigie.store import Database, Entry
 
@@ -135,7 +136,7 @@ class VerifiableSet:
                     take(i, i, v)
                     for h in hints if isinstance(hints, list) else ():
                         # crops and tilts too flat for a PDQ entry still say where to look
-                        if isinstance(h, str) and len(h) == 64:
+                        if isinstance(h, str) and PDQ_HEX.fullmatch(h):
                             owner_ids.append(i)
                             raw.extend(bytes.fromhex(h))
                 elif derived:

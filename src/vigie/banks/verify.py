@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,7 +54,10 @@ def verified_matches(
         b = banks.get(e.bank_id) if e is not None else None
         if e is None or b is None or not e.enabled or b.kind != "match":
             continue
-        known = features.Features.unpack((e.extra or {})["features"])
+        try:
+            known = features.Features.unpack((e.extra or {})["features"])
+        except (TypeError, ValueError, struct.error):  # written before imports checked it: skip, never fail
+            continue
         evidence = _first_evidence(views, known)
         if evidence is None:
             if spread is None:

@@ -6,7 +6,7 @@ import csv
 from collections.abc import Iterable
 from typing import IO, Any
 
-from vigie.banks.model import EntryIn, EntryOut, long_labels
+from vigie.banks.model import EntryIn, EntryOut, bad_search_data, long_labels
 from vigie.errors import ImportFormatError, LineError, SignalError
 from vigie.signals.types import signal_type
 
@@ -59,7 +59,7 @@ def parse(fh: IO[str], source: str = "") -> list[EntryIn]:
         except (SignalError, ValueError) as exc:
             errors.append(LineError(line, str(exc)))
             continue
-        if why := long_labels(entry):
+        if why := long_labels(entry) or bad_search_data(entry):
             errors.append(LineError(line, why))
             continue
         out.append(entry)
