@@ -7,7 +7,7 @@ time a candidate search). Measured in one run:
 - candidate search per query (3 query hashes, radius 90, 8 candidates), vigie's kernel against the
   reference, numpy XOR + unpackbits over all codes with a per-owner minimum (the previous implementation),
   with a check that both return the same candidates;
-- one media entry added and the matcher refreshed (the set takes in only that id range).
+- one media entry added and the matcher refreshed (the set takes in only that id range), then removed.
 Writes bench/results/verifier.json.
 """
 
@@ -122,6 +122,12 @@ def main() -> int:
     matcher.refresh()
     matcher.verify_candidates(queries[0], 90, 8)
     add_ms = (time.perf_counter() - t0) * 1000
+    added = [int(e.id) for e in store.iter_entries("known") if e.external_id == "sha256:added"]
+    store.remove_entries("known", added)
+    t0 = time.perf_counter()
+    matcher.refresh()
+    matcher.verify_candidates(queries[0], 90, 8)
+    remove_ms = (time.perf_counter() - t0) * 1000
     result = {
         "bench": "verifier",
         "platform": platform.platform(),
@@ -137,12 +143,13 @@ def main() -> int:
         "same_candidates": same,
         "with_candidates": sum(bool(g) for g in got),
         "add_one_entry_refresh_ms": round(add_ms, 1),
+        "remove_one_entry_refresh_ms": round(remove_ms, 1),
     }
     print(
         f"{n:,} media entries ({len(codes):,} codes): whole set read in {read_s:.2f} s (+{rss1 - rss0:.0f} MB); "
         f"search {vigie_ms:.2f} ms vigie vs {ref_ms:.1f} ms reference ({result['speedup']}x, same candidates: "
         f"{same}, {result['with_candidates']} of {len(got)} queries with candidates); one media entry added: "
-        f"refresh + search {add_ms:.0f} ms"
+        f"refresh + search {add_ms:.0f} ms; removed again: {remove_ms:.0f} ms"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -292,8 +292,9 @@ def test_the_verifiers_candidate_set_follows_bank_changes_without_rereading(
     db_url: str, photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Media entries added after the candidate set was read join it from their own id range (reading the
-    whole set is slow for a large media bank); a removal makes the next search read it all again, and a
-    removed entry is never a candidate."""
+    whole set is slow for a large media bank); a removed or disabled entry stops being a candidate at once
+    without a full read, an enabled one comes back, and once stale codes are a quarter of the set the next
+    search reads it all again."""
     pytest.importorskip("cv2")
     from vigie.banks.ingest import entries_for_paths
     from vigie.banks.verifiable import VerifiableSet
@@ -327,10 +328,22 @@ def test_the_verifiers_candidate_set_follows_bank_changes_without_rereading(
     assert dist == 0 and full_reads == [False]  # its id range only
     derived = next(e for e in added if (e.extra or {}).get("derived"))
     assert matcher.verify_candidates([derived.value], 0, 8) == [(eid, 0)]  # a crop names its owner
+    store.set_enabled("known", [eid], False)
+    matcher.refresh()
+    assert matcher.verify_candidates([new.value], 0, 8) == []
+    assert matcher.verify_candidates([derived.value], 0, 8) == []  # its crops no longer name it
+    store.set_enabled("known", [eid], True)
+    matcher.refresh()
+    assert matcher.verify_candidates([new.value], 0, 8) == [(eid, 0)]
     store.remove_entries("known", [eid])
     matcher.refresh()
-    assert matcher.verify_candidates([new.value], 0, 8) == [] and full_reads == [False, True]
+    assert matcher.verify_candidates([new.value], 0, 8) == [] and not any(full_reads)
     assert all(matcher.verify_candidates([h], 0, 8) for h in hexes.values())
+    first = [int(e.id) for e in store.iter_entries("known") if e.external_id == photos[0].name]
+    store.remove_entries("known", first)  # a third of the set: read again
+    matcher.refresh()
+    assert matcher.verify_candidates([hexes[photos[0].name]], 0, 8) == [] and full_reads[-1] is True
+    assert matcher.verify_candidates([hexes[photos[1].name]], 0, 8)
 
 
 def test_a_fitted_model_counts_every_keypoint_it_carries() -> None:

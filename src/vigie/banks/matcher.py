@@ -141,7 +141,7 @@ class Matcher:
                 if op == "add":
                     self.verifiable.entries_added(lo, hi)
                 else:
-                    self.verifiable.invalidate()
+                    self.verifiable.entries_changed(lo, hi)
                 self._seen[seq] = now
             if rows:
                 self.last_seq = max(self.last_seq, max(seq for seq, *_ in rows))

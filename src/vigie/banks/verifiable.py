@@ -35,12 +35,14 @@ class _Arrays:
     """One immutable state: searches read it while an update builds the next one."""
 
     owners: np.ndarray  # (m,) int64 owner entry ids, in no particular order
+    alive: np.ndarray  # (m,) bool: False once the owner was removed or disabled
     owner_of: np.ndarray  # (n,) int64 position in ``owners`` of each code's owner
     codes: np.ndarray  # (n, 4) uint64
 
     @classmethod
     def empty(cls) -> _Arrays:
-        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4), np.uint64))
+        none = np.zeros(0, np.int64)
+        return cls(none, np.zeros(0, bool), none, np.zeros((0, 4), np.uint64))
 
 
 @dataclass
@@ -48,10 +50,11 @@ class VerifiableSet:
     """Owners and their codes; ``search`` is safe to call while another thread applies bank changes."""
 
     db: Database
-    _arrays: _Arrays | None = None  # None: not read yet, or a removal made it stale
+    _arrays: _Arrays | None = None  # None: not read yet, or too much of it is stale
     _position: dict[int, int] = field(default_factory=dict)  # owner id -> index in owners
     _main: dict[tuple[int, str | None], int] = field(default_factory=dict)  # (bank, external id) -> owner
     _entries: set[int] = field(default_factory=set)  # entry ids whose codes are in the set
+    _stale: int = 0  # codes of removed or disabled entries still in the arrays
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def search(self, hexes: Sequence[str], radius: int, limit: int) -> list[tuple[int, int]]:
@@ -61,6 +64,7 @@ class VerifiableSet:
             return []
         best = np.full(len(arrays.owners), 256, dtype=np.int64)
         K.nearest_per_owner(arrays.codes, arrays.owner_of, _codes(list(hexes)), best)
+        best[~arrays.alive] = 256
         k = min(limit, len(best))
         cut = min(radius, int(np.partition(best, k - 1)[k - 1]))
         near = np.nonzero(best <= cut)[0]
@@ -73,10 +77,30 @@ class VerifiableSet:
             if self._arrays is not None:
                 self._read(Entry.id.between(lo, hi))
 
-    def invalidate(self) -> None:
-        """Entries were removed or changed: the next search reads the whole set again."""
+    def entries_changed(self, lo: int, hi: int) -> None:
+        """Entries of one id range were removed, disabled or enabled (a no-op before the first full read).
+
+        Removed and disabled owners stop being candidates at once; their codes stay in the arrays until
+        they are a quarter of them, when the next search reads the whole set again (for 100,000 media
+        entries that read takes seconds, so it is not paid for every removal). The range is then read
+        again, which brings back what was enabled."""
         with self._lock:
-            self._arrays = None
+            arrays = self._arrays
+            if arrays is None:
+                return
+            hit = {i for i in self._entries if lo <= i <= hi}
+            self._entries.difference_update(hit)
+            self._stale += len(hit)
+            dead = [self._position[i] for i in hit if i in self._position]
+            if dead:
+                alive = arrays.alive.copy()
+                alive[dead] = False
+                self._arrays = _Arrays(arrays.owners, alive, arrays.owner_of, arrays.codes)
+                self._main = {k: o for k, o in self._main.items() if o not in hit}
+            if self._stale * 4 > len(arrays.codes):
+                self._arrays = None
+                return
+            self._read(Entry.id.between(lo, hi))
 
     def _current(self) -> _Arrays:
         arrays = self._arrays
@@ -84,7 +108,7 @@ class VerifiableSet:
             return arrays
         with self._lock:  # one reader; concurrent searches wait for its result instead of re-reading
             if self._arrays is None:
-                self._position, self._main, self._entries = {}, {}, set()
+                self._position, self._main, self._entries, self._stale = {}, {}, set(), 0
                 self._arrays = _Arrays.empty()
                 self._read(sa.true())
             return self._arrays
@@ -155,9 +179,12 @@ class VerifiableSet:
         new_owners = [o for o in dict.fromkeys(owner_ids) if o not in self._position]
         for o in new_owners:
             self._position[o] = len(self._position)
+        alive = np.concatenate([old.alive, np.ones(len(new_owners), dtype=bool)])
+        alive[[self._position[o] for o in set(owner_ids)]] = True  # an owner enabled again
         codes = np.frombuffer(bytes(raw), dtype=np.uint8).reshape(-1, 32).copy().view(np.uint64)
         self._arrays = _Arrays(  # swapped in whole: a search holds either the old state or this one
             np.concatenate([old.owners, np.array(new_owners, dtype=np.int64)]),
+            alive,
             np.concatenate([old.owner_of, np.array([self._position[o] for o in owner_ids], dtype=np.int64)]),
             np.concatenate([old.codes, codes]),
         )
