@@ -48,7 +48,7 @@ def reference_search(
     return [(int(uniq[i]), int(best[i])) for i in order if best[i] <= radius]
 
 
-def media_entry(rng: np.random.Generator, name: str, packed: str) -> list[EntryIn]:
+def media_entry(name: str, packed: str) -> list[EntryIn]:
     out = [EntryIn("pdq", secrets.token_hex(32), external_id=name, extra={"features": packed})]
     out += [
         EntryIn("pdq", secrets.token_hex(32), external_id=name, extra={"derived": f"d{k}", "of": name})
@@ -86,7 +86,7 @@ def main() -> int:
     store.create_bank("known")
     batch: list[EntryIn] = []
     for i in range(n):
-        batch += media_entry(rng, f"sha256:{i:064x}", packed)
+        batch += media_entry(f"sha256:{i:064x}", packed)
         if len(batch) >= 12_000:
             store.add_entries("known", batch)
             batch = []
@@ -117,7 +117,7 @@ def main() -> int:
     ref = [reference_search(owners, codes, q, 90, 8) for q in queries[:nref]]
     ref_ms = (time.perf_counter() - t0) / nref * 1000
     same = all(a == b for a, b in zip(got, ref, strict=False))
-    store.add_entries("known", media_entry(rng, "sha256:added", packed))
+    store.add_entries("known", media_entry("sha256:added", packed))
     t0 = time.perf_counter()
     matcher.refresh()
     matcher.verify_candidates(queries[0], 90, 8)

@@ -28,9 +28,7 @@ from vigie.banks.video import distinct_frames
 from vigie.media import Item, decode_errors, open_image
 from vigie.settings import MediaLimits
 from vigie.signals import features, hash_item
-from vigie.signals.pdq import WEAK_SPREAD, dct_spread, hash_array
-
-MIN_QUALITY = 50
+from vigie.signals.pdq import MIN_QUALITY, WEAK_SPREAD, dct_spread, hash_array
 
 NameBy = Literal["sha256", "name", "path"]
 """What names an added file in its entries' ``external_id``: its content hash, its file name, or its path."""

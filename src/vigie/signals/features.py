@@ -99,9 +99,7 @@ def extract(gray: np.ndarray, max_keypoints: int = MAX_KEYPOINTS) -> Features | 
         kps, desc = orb.detectAndCompute(gray, None)
         if desc is not None and len(kps) >= ENOUGH_KEYPOINTS:
             break
-    if desc is None or not kps:
-        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
-    return Features(np.array([kp.pt for kp in kps], dtype=np.float32), desc.astype(np.uint8))
+    return _features(kps, desc)
 
 
 def extract_spread(gray: np.ndarray, max_keypoints: int = QUERY_KEYPOINTS) -> Features | None:
@@ -119,7 +117,7 @@ def extract_spread(gray: np.ndarray, max_keypoints: int = QUERY_KEYPOINTS) -> Fe
     orb = cv2.ORB_create(nfeatures=4 * max_keypoints, fastThreshold=FAST_THRESHOLDS[-1])
     kps = orb.detect(gray, None)
     if not kps:
-        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+        return _features((), None)
     h, w = gray.shape[:2]
     pts = cv2.KeyPoint_convert(kps)
     cell = (pts[:, 1] * SPREAD_GRID // h).astype(np.int64) * SPREAD_GRID + (pts[:, 0] * SPREAD_GRID // w)
@@ -127,7 +125,11 @@ def extract_spread(gray: np.ndarray, max_keypoints: int = QUERY_KEYPOINTS) -> Fe
     ranked = cell[order]
     rank = np.arange(len(order)) - np.searchsorted(ranked, ranked, side="left")
     keep = order[rank < max(1, max_keypoints // SPREAD_GRID**2)]
-    kps, desc = orb.compute(gray, [kps[i] for i in keep])
+    return _features(*orb.compute(gray, [kps[i] for i in keep]))
+
+
+def _features(kps: Any, desc: Any) -> Features:
+    """Features of OpenCV keypoints and their descriptors (none when OpenCV found none)."""
     if desc is None or not kps:
         return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
     return Features(np.array([kp.pt for kp in kps], dtype=np.float32), desc.astype(np.uint8))
