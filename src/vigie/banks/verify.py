@@ -42,7 +42,8 @@ def verified_matches(
         gray = im.convert("L")
     gray.thumbnail((1024, 1024))
     pixels = np.asarray(gray)
-    views = _query_views(pixels)
+    small = features.scaled(pixels)
+    views = _query_views(pixels, small)
     if not views:
         return []
     spread: list[features.Features] | None = None  # taken once, only if a candidate needs it
@@ -61,7 +62,7 @@ def verified_matches(
         evidence = _first_evidence(views, known)
         if evidence is None:
             if spread is None:
-                more = features.extract_spread(pixels)
+                more = features.extract_spread(small)
                 spread = [more] if more is not None and len(more.points) else []
             evidence = _first_evidence(spread, known)
         if evidence is None:
@@ -86,13 +87,14 @@ def _first_evidence(views: list[features.Features], known: features.Features) ->
     return next((ev for q in views if (ev := features.verify(q, known)) is not None), None)
 
 
-def _query_views(gray: np.ndarray) -> list[features.Features]:
+def _query_views(gray: np.ndarray, small: np.ndarray | None = None) -> list[features.Features]:
     """Features of the whole query, then of the picture inside its frame or screenshot layout, if any.
 
     A photo shown small inside a page gets few of the whole image's keypoints; taken alone it gets them all.
     Points are mapped back to the whole view's coordinates, so the reported transform says where it sits.
+    ``small``, if given, is ``gray`` already scaled for the whole view.
     """
-    whole = features.extract(gray)
+    whole = features.extract(features.scaled(gray) if small is None else small)
     if whole is None:
         return []
     views = [whole]

@@ -89,7 +89,7 @@ def extract(gray: np.ndarray, max_keypoints: int = MAX_KEYPOINTS) -> Features | 
     cv2 = _cv2()
     if cv2 is None:
         return None
-    gray = _scaled(cv2, gray)
+    gray = scaled(gray)
     kps: Any = ()
     desc: Any = None
     for threshold in (*FAST_THRESHOLDS, LAST_RESORT_THRESHOLD):  # smooth pictures give few corners
@@ -113,7 +113,7 @@ def extract_spread(gray: np.ndarray, max_keypoints: int = QUERY_KEYPOINTS) -> Fe
     cv2 = _cv2()
     if cv2 is None:
         return None
-    gray = _scaled(cv2, gray)
+    gray = scaled(gray)
     orb = cv2.ORB_create(nfeatures=4 * max_keypoints, fastThreshold=FAST_THRESHOLDS[-1])
     kps = orb.detect(gray, None)
     if not kps:
@@ -135,11 +135,15 @@ def _features(kps: Any, desc: Any) -> Features:
     return Features(np.array([kp.pt for kp in kps], dtype=np.float32), desc.astype(np.uint8))
 
 
-def _scaled(cv2: Any, gray: np.ndarray) -> np.ndarray:
-    """The image at SIDE pixels on its long side (never enlarged), contiguous for OpenCV."""
+def scaled(gray: np.ndarray) -> np.ndarray:
+    """The image at SIDE pixels on its long side (never enlarged), contiguous for OpenCV.
+
+    Both extractors start here; a caller taking both looks at one image scales it once and passes the
+    result (scaling a 1 MP copy costs about 1 ms, a tenth of a query's verification)."""
+    cv2 = _cv2()
     h, w = gray.shape[:2]
     k = SIDE / max(h, w)
-    if k < 1:
+    if cv2 is not None and k < 1:
         gray = cv2.resize(gray, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(gray)
 
