@@ -187,6 +187,52 @@ def test_openapi_and_metrics(env: dict[str, object]) -> None:
     assert c.post("/v1/lookup", json={}, headers={"Authorization": f"Bearer {scraper}"}).status_code == 403
 
 
+def test_openapi_documents_errors_scopes_and_idempotency(env: dict[str, object]) -> None:
+    """What a generated client needs: every error is problem+json, every operation says its key scope."""
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    spec = c.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["apiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`Authorization: Bearer KEY`",
+    }
+    assert "HTTPValidationError" not in json.dumps(spec)  # FastAPI's 422 body is not what vigie sends
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            errors = {s: r for s, r in op["responses"].items() if s >= "400"}
+            for status, r in errors.items():
+                assert list(r["content"]) == ["application/problem+json"], (method, path, status)
+            if path in ("/healthz", "/readyz"):
+                assert "security" not in op
+                continue
+            assert op["security"] == [{"apiKey": []}] and {"401", "403", "503"} <= set(errors)
+            names = [p["name"] for p in op.get("parameters", [])]
+            assert ("Idempotency-Key" in names) == (method in ("post", "delete")), (method, path)
+    remove = spec["paths"]["/v1/banks/{name}/entries/remove"]["post"]
+    assert "`banks:write`" in remove["description"] and "404" in remove["responses"]
+    items = spec["paths"]["/v1/items"]["post"]
+    assert "415" in items["responses"]
+    hashes_only = items["requestBody"]["content"]["application/json"]["schema"]
+    assert hashes_only["properties"]["md5"]["pattern"] == "^[0-9a-fA-F]{32}$"
+    schemas = spec["components"]["schemas"]
+    assert schemas["LookupIn"]["properties"]["pdq"]["items"]["pattern"] == "^[0-9a-fA-F]{64}$"
+    assert schemas["EntryModel"]["properties"]["signal_type"]["enum"] == ["md5", "sha1", "sha256", "pdq"]
+
+
+def test_entry_ids_beyond_64_bits_are_refused_plainly(env: dict[str, object]) -> None:
+    """Found by schemathesis: SQLite could not bind the integer, and the answer was a 500."""
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    w = auth(env, "banks:write")
+    c.post("/v1/banks", json={"name": "ids"}, headers=w)
+    r = c.post("/v1/banks/ids/entries/remove", json={"ids": [2**64, 1]}, headers=w)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["errors"][0]["field"] == "body.ids.0"
+    assert c.post("/v1/banks/ids/entries/remove", json={"ids": [0]}, headers=w).status_code == 422
+    assert c.post("/v1/banks/ids/entries/remove", json={"ids": [2**63 - 1]}, headers=w).json() == {
+        "removed": 0
+    }
+
+
 def test_a_key_name_longer_than_its_column_is_refused_plainly(db_url: str) -> None:
     from vigie.errors import VigieError
     from vigie.service.keys import MAX_NAME

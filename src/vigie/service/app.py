@@ -20,20 +20,36 @@ from starlette.exceptions import HTTPException
 from vigie import __version__
 from vigie.banks import BankStore, EntryIn
 from vigie.banks.matcher import Matcher
+from vigie.banks.store import BANK_KINDS
 from vigie.errors import ImportFormatError, LineError, SignalError
 from vigie.policy import load_policy
-from vigie.service import idempotency, problems
+from vigie.service import idempotency, openapi, problems
 from vigie.service.forms import FormError, parse_form
 from vigie.service.items import Items, Outcome
 from vigie.service.keys import KeyInfo, KeyStore
 from vigie.service.webhooks import dead_letters, requeue
 from vigie.settings import Settings
-from vigie.signals.types import signal_type
+from vigie.signals.types import SIGNAL_TYPES, signal_type
 from vigie.store import open_db
 from vigie.store.vault import Vault
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_LOOKUP_VALUES = 1000
+MAX_ENTRY_ID = 2**63 - 1
+"""Entry ids are 64-bit: a larger one names no entry (and overflowed SQLite's integers: a 500)."""
+
+
+def _hex(n: int) -> dict[str, Any]:
+    """Documents a hash as hex in the schema; the signal types check it (and accept upper case)."""
+    return {"pattern": f"^[0-9a-fA-F]{{{n}}}$"}
+
+
+def _hex_values(n: int) -> Any:
+    """A lookup body's list of one signal's values."""
+    extra: dict[str, Any] = {"items": {"type": "string", **_hex(n)}}
+    return Field(default_factory=list, max_length=MAX_LOOKUP_VALUES, json_schema_extra=extra)
+
+
 KEY_CACHE_S = 2.0  # a revoked key stops working within this many seconds
 
 
@@ -41,10 +57,10 @@ class LookupIn(BaseModel):
     """Signals a platform computed itself (privacy mode: the media never leaves the platform)."""
 
     model_config = ConfigDict(extra="forbid")
-    pdq: list[str] = Field(default_factory=list, max_length=MAX_LOOKUP_VALUES)
-    md5: list[str] = Field(default_factory=list, max_length=MAX_LOOKUP_VALUES)
-    sha1: list[str] = Field(default_factory=list, max_length=MAX_LOOKUP_VALUES)
-    sha256: list[str] = Field(default_factory=list, max_length=MAX_LOOKUP_VALUES)
+    pdq: list[str] = _hex_values(64)
+    md5: list[str] = _hex_values(32)
+    sha1: list[str] = _hex_values(40)
+    sha256: list[str] = _hex_values(64)
     pdq_quality: int | None = Field(default=None, ge=0, le=100, description="quality of the PDQ hashes sent")
 
 
@@ -68,7 +84,7 @@ class LookupOut(BaseModel):
 class BankIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64)
-    kind: str = "match"
+    kind: str = Field(default="match", json_schema_extra={"enum": list(BANK_KINDS)})
     pdq_threshold: int = Field(default=31, ge=0, le=256)
     pdq_min_quality: int = Field(default=50, ge=0, le=100)
     description: str = ""
@@ -76,7 +92,7 @@ class BankIn(BaseModel):
 
 class EntryModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    signal_type: str
+    signal_type: str = Field(json_schema_extra={"enum": list(SIGNAL_TYPES)})
     value: str
     source: str | None = None
     category: str | None = None
@@ -94,7 +110,7 @@ class EntriesIn(BaseModel):
 
 class IdsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ids: list[int] = Field(min_length=1, max_length=100_000)
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ENTRY_ID)]] = Field(min_length=1, max_length=100_000)
 
 
 class ItemContext(BaseModel):
@@ -116,10 +132,10 @@ class ItemContext(BaseModel):
 class ItemHashesIn(ItemContext):
     """An item described by signals only (the platform hashed it and never sends the media), plus context."""
 
-    md5: str | None = Field(default=None, description="32 hex characters.")
-    sha1: str | None = Field(default=None, description="40 hex characters.")
-    sha256: str | None = Field(default=None, description="64 hex characters.")
-    pdq: str | None = Field(default=None, description="64 hex characters.")
+    md5: str | None = Field(default=None, description="32 hex characters.", json_schema_extra=_hex(32))
+    sha1: str | None = Field(default=None, description="40 hex characters.", json_schema_extra=_hex(40))
+    sha256: str | None = Field(default=None, description="64 hex characters.", json_schema_extra=_hex(64))
+    pdq: str | None = Field(default=None, description="64 hex characters.", json_schema_extra=_hex(64))
     pdq_quality: int | None = Field(
         default=None, ge=0, le=100, description="PDQ's own quality; under 50 the PDQ is not matched."
     )
@@ -326,6 +342,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
     app.state.svc = svc
     app.add_middleware(idempotency.IdempotencyMiddleware, db=svc.db, verify_key=svc.keys.verify)
     problems.install(app)
+    openapi.install(app)
 
     app.add_middleware(LimitsAndMetrics, svc=svc)
 
@@ -342,6 +359,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
                 raise HTTPException(403, f"this key lacks the '{scope}' scope")
             return key
 
+        check.scope = scope  # type: ignore[attr-defined]  # read by vigie.service.openapi
         return check
 
     @app.get("/healthz", tags=["ops"])
