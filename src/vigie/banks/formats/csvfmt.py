@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from vigie.banks.model import EntryIn, EntryOut, bad_search_data, long_labels
@@ -29,14 +29,17 @@ def parse_bool(text: str | None) -> bool | None:
 
 def parse(fh: IO[str], source: str = "") -> list[EntryIn]:
     reader = csv.DictReader(fh)
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise ImportFormatError([LineError(1, f"unreadable CSV header: {exc}")], source) from None
     missing = [c for c in ("signal_type", "value") if c not in header]
     if missing:
         raise ImportFormatError([LineError(1, f"header lacks column(s): {', '.join(missing)}")], source)
     reader.fieldnames = header
     out: list[EntryIn] = []
     errors: list[LineError] = []
-    for row in reader:
+    for row in _rows(reader, errors):
         line = reader.line_num
         if None in row:
             errors.append(LineError(line, "more fields than the header has columns"))
@@ -66,6 +69,20 @@ def parse(fh: IO[str], source: str = "") -> list[EntryIn]:
     if errors:
         raise ImportFormatError(errors, source)
     return out
+
+
+def _rows(reader: csv.DictReader[str], errors: list[LineError]) -> Iterator[dict[str | Any, str | Any]]:
+    """The reader's rows; a row the csv module cannot read (a field over its size limit) is a bad line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            line = reader.line_num + 1  # the reader counts the line it failed on only once it is read
+            if errors and errors[-1].line == line:  # nothing consumed: the reader is stuck
+                return
+            errors.append(LineError(line, f"unreadable CSV: {exc}"))
 
 
 def write(entries: Iterable[EntryOut], fh: IO[str]) -> int:

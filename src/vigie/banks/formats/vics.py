@@ -36,6 +36,8 @@ def parse(fh: IO[str], source: str = "") -> list[EntryIn]:
         media = _media_list(json.load(fh))
     except (json.JSONDecodeError, ValueError) as exc:
         raise ImportFormatError([LineError(getattr(exc, "lineno", 0), str(exc))], source) from None
+    except RecursionError:  # brackets nested thousands deep: no VICS document is
+        raise ImportFormatError([LineError(0, "JSON nested too deeply")], source) from None
     out: list[EntryIn] = []
     errors: list[LineError] = []
     for n, m in enumerate(media, 1):
@@ -57,7 +59,11 @@ def parse(fh: IO[str], source: str = "") -> list[EntryIn]:
         for key, st in (("MD5", "md5"), ("SHA1", "sha1")):
             if m.get(key):
                 pairs.append((st, str(m[key])))
-        for alt in m.get("AlternativeHashes") or []:
+        alts = m.get("AlternativeHashes") or []
+        if not isinstance(alts, list):
+            errors.append(LineError(n, f"Media #{n}: AlternativeHashes is not a list"))
+            continue
+        for alt in alts:
             if (
                 isinstance(alt, dict)
                 and str(alt.get("HashName", "")).lower() in _ALT
