@@ -113,7 +113,8 @@ def install(app: FastAPI) -> None:
                     }
                 if scope is not None:
                     op["security"] = [{"apiKey": []}]
-                    needs = f"Needs a key with the `{scope}` scope (or `admin`)."
+                    also = " (or `admin`)" if scope != "admin" else ""
+                    needs = f"Needs a key with the `{scope}` scope{also}."
                     op["description"] = f"{op.get('description', '')}\n\n{needs}".strip()
                 if method in WRITES:
                     op.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
