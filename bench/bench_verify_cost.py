@@ -7,6 +7,7 @@ photo at 1024 px and its 4 tiles), added by `vigie bank add`. The queries: alter
 overlay, crop 5%, rotate 2°) of the originals of the other photos, none of them in the bank. Reported in one
 run: the share of queries with a candidate, how near the nearest is, the verification time of queries with
 and without candidates (the latter is the search alone), and any false verification.
+``--crops N`` adds N random crops (40–100% of a side) of the banked photos, for a larger media bank.
 Writes bench/results/verify_cost.json.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -42,6 +44,7 @@ QUERY_TRANSFORMS = ("jpeg_q75", "text_overlay", "crop_5", "rotate_2")
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--photos", type=int, default=22)
+    ap.add_argument("--crops", type=int, default=0, help="random crops of the banked photos added too")
     ap.add_argument("--out", type=Path, default=RESULTS / "verify_cost.json")
     args = ap.parse_args()
     limits = MediaLimits()
@@ -52,9 +55,17 @@ def main() -> int:
     (work / "orig").mkdir()
     for name, _, im in banked:
         (work / "orig" / name).write_bytes(encode(im))
+    rng = random.Random(0)
+    for k in range(args.crops):
+        _, _, im = banked[k % len(banked)]
+        f = rng.uniform(0.4, 1.0)
+        w, h = round(im.width * f), round(im.height * f)
+        x, y = rng.randint(0, im.width - w), rng.randint(0, im.height - h)
+        (work / "orig" / f"crop{k}.jpg").write_bytes(encode(im.crop((x, y, x + w, y + h))))
     build_bank(work / "home", work / "orig")
     matcher = Matcher.open(open_db(f"sqlite:///{work / 'home' / 'vigie.db'}"))
     rows = []
+    by_transform: dict[str, int] = {}  # queries with a candidate, per transform
     for tname in QUERY_TRANSFORMS:
         for name, _, im in unrelated:
             data = encode(TRANSFORMS[tname](im))
@@ -68,12 +79,14 @@ def main() -> int:
             rows.append(
                 (len(cands), min((d for _, d in cands), default=None), time.perf_counter() - t0, len(got))
             )
+            by_transform[tname] = by_transform.get(tname, 0) + int(bool(cands))
     with_c = [r for r in rows if r[0]]
     without = [r for r in rows if not r[0]]
     nearest = [r[1] for r in with_c]
     result = {
         "bench": "verify_cost",
         "bank_originals": len(banked),
+        "bank_crops": args.crops,
         "queries": len(rows),
         "with_candidates": len(with_c),
         "share_with_candidates": round(len(with_c) / max(len(rows), 1), 4),
@@ -84,13 +97,16 @@ def main() -> int:
         else None,
         "verify_ms_without": round(float(np.mean([r[2] for r in without])) * 1000, 2) if without else None,
         "false_verifications": sum(r[3] for r in rows),
+        "with_candidates_by_transform": by_transform,
+        "queries_per_transform": len(unrelated),
     }
     print(
-        f"{len(rows)} unrelated queries against {len(banked)} media entries: {len(with_c)} "
+        f"{len(rows)} unrelated queries against {len(banked) + args.crops} media entries: {len(with_c)} "
         f"({result['share_with_candidates']:.1%}) have a candidate within {VERIFY_RADIUS} bits "
         f"(nearest min/median/max {result['nearest_candidate_bits']}); verification "
         f"{result['verify_ms_with_candidates']} ms with candidates, {result['verify_ms_without']} ms without; "
-        f"false verifications: {result['false_verifications']}"
+        f"false verifications: {result['false_verifications']}; with a candidate, per transform (of "
+        f"{len(unrelated)}): {by_transform}"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
