@@ -76,6 +76,18 @@ def test_video_limits_and_garbage() -> None:
     assert sig.sha256  # crypto hashes survive a decode failure
 
 
+def test_a_stream_of_an_unknown_codec_is_corrupt_not_a_crash() -> None:
+    """Found by mutating videos: a damaged codec tag leaves PyAV no codec context, and reading its size
+    raised AttributeError out of the pipeline, which must turn every bad file into an error."""
+    from vigie.pipeline import PipelineContext, process_item
+
+    data = make_video(seconds=1.0)
+    tag = b"avc1" if b"avc1" in data else b"mp4v"
+    bad = data.replace(tag, b"zzzz")
+    res = process_item(Item("bad.mp4", bad, sniff(bad)), PipelineContext())
+    assert res.error == "corrupt: the video stream's codec cannot be read" and res.sha256
+
+
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command (.ci/run installs it)")
 def test_rotation_metadata_turns_frames_upright_as_ffmpeg_shows_them(tmp_path: Path) -> None:
     """A phone-style video (pixels stored sideways, a display matrix saying how to show them) is hashed

@@ -49,6 +49,8 @@ def sample_frames(data: bytes, limits: MediaLimits, fps: float = 1.0) -> Iterato
                 f"duration {container.duration / 1e6:.0f} s is over the limit of {limits.max_duration_s}",
             )
         cc = stream.codec_context
+        if cc is None:  # a stream whose codec FFmpeg does not know (a damaged header, found by fuzzing)
+            raise MediaError("corrupt", "the video stream's codec cannot be read")
         if cc.width and cc.height and cc.width * cc.height > limits.max_pixels:
             raise MediaError("bomb", f"{cc.width}×{cc.height} frames are over the pixel limit")
         tb = float(stream.time_base) if stream.time_base else 0.0
