@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import stat
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -159,7 +160,7 @@ def _gzip_is_tar(data: bytes) -> bool:
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
             head = fh.read(512)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):  # damaged: read as a plain gzip, which reports it
         return False
     return len(head) >= 262 and head[257:262] == b"ustar"
 
