@@ -188,3 +188,20 @@ def test_pickle_checkpoints_are_never_loaded(tmp_path: Path, lexical: TextRisk) 
     cli = subprocess.run([*VIGIE, "model-scan", str(ckpt), "--json"], capture_output=True, text=True)
     assert cli.returncode == 1 and "pathlib.Path.touch" in json.loads(cli.stdout)["unsafe_imports"]
     assert not marker.exists()
+
+
+def test_a_damaged_zip_checkpoint_is_reported_malformed(tmp_path: Path) -> None:
+    """Found by mutating checkpoints: zipfile's EOFError and NotImplementedError (an unknown compression
+    method, a version from the future) escaped `vigie model-scan` as a traceback, and the files after it went
+    unscanned."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps({"epoch": 3}, protocol=2))
+    data = bytearray(buf.getvalue())
+    for sig, at in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # compression method 99, local and central
+        i = data.find(sig)
+        data[i + at : i + at + 2] = struct.pack("<H", 99)
+    p = tmp_path / "model.pt"
+    p.write_bytes(bytes(data))
+    report = scan_model(p)
+    assert report.error is not None and report.error.startswith("malformed: damaged zip checkpoint")

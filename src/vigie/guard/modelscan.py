@@ -185,10 +185,15 @@ def _scan_pickle(path: Path, report: ModelReport) -> None:
     streams: list[bytes] = []
     if zipfile.is_zipfile(path):
         report.format = "pytorch-zip (pickle)"
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if info.filename.endswith(".pkl") and info.file_size <= MAX_PICKLE_SCAN:
-                    streams.append(zf.read(info))
+        try:
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    if info.filename.endswith(".pkl") and info.file_size <= MAX_PICKLE_SCAN:
+                        streams.append(zf.read(info))
+        except (OSError, zipfile.BadZipFile):
+            raise
+        except Exception as exc:  # EOFError, NotImplementedError, zlib.error...: a damaged archive (fuzzed)
+            raise ModelFileError(f"damaged zip checkpoint: {type(exc).__name__}: {exc}") from None
     else:
         with path.open("rb") as fh:
             streams.append(fh.read(MAX_PICKLE_SCAN))
