@@ -151,6 +151,10 @@ def test_semantic_stage_loads_from_the_installed_package() -> None:
     a = engine.assess("sexy 10yo")  # ambiguous lexically: the embedding stage decides
     assert a.stage == "semantic" and any(r.rule == "semantic_similarity" for r in a.reasons)
     assert engine.assess("a cat on a sofa").stage == "lexical"
+    # a command line or file name with undecodable bytes reaches Python as lone surrogates, which the
+    # embedding stage's UTF-8 encoding raised on (found by fuzzing); they are read as U+FFFD
+    odd = engine.assess("sexy 10yo \udcff")
+    assert odd.stage == "semantic" and odd.label == a.label
 
 
 def test_embedded_prompt_is_handed_to_textrisk(tmp_path: object) -> None:

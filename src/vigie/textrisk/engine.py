@@ -122,6 +122,16 @@ def _by_category(hits: list[Hit], lang: str) -> dict[str, list[str]]:
     return out
 
 
+def _whole(text: str) -> str:
+    """``text`` with lone surrogates (undecodable bytes in a command line or a file name, through Python's
+    surrogateescape) as U+FFFD: the embedding stage encodes to UTF-8 and raised on them (found by fuzzing)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
 class TextRisk:
     """The text-risk engine: ``assess`` one text, or many with ``assess_many``; shareable across threads."""
 
@@ -167,6 +177,7 @@ class TextRisk:
             raise VigieError(f"unknown text kind {kind!r}: expected one of {', '.join(KINDS)}")
         if not isinstance(text, str):
             raise VigieError("text must be a string")
+        text, negative = _whole(text), None if negative is None else _whole(negative)
         lang = lang or detect_language(text + " " + (negative or ""))
         ev = _Evidence()
         canon = canonical(text)
