@@ -234,3 +234,13 @@ def test_scan_resumes_after_kill_without_loss_or_double_count(tmp_path: Path, ph
     paths = [r["path"] for r in doc["items"]]
     assert len(paths) == total and len(set(paths)) == total
     assert doc["summary"]["resumed"] is True and doc["summary"]["errors"] == 0
+
+
+def test_resuming_from_a_damaged_journal_says_so_in_one_line(tmp_path: Path) -> None:
+    """A journal overwritten or hit by a disk error was a sqlite3 traceback on --resume."""
+    journal = tmp_path / "out.json.journal"
+    journal.write_bytes(b"not a database, " * 100)
+    r = vigie(tmp_path, "scan", "--resume", "--journal", str(journal), "--report", str(tmp_path / "out.json"),
+              check=False)  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
+    assert "journal" in r.stdout + r.stderr and "damaged" in r.stdout + r.stderr

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from vigie.errors import ConflictError
+from vigie.errors import ConflictError, VigieError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,7 +56,14 @@ class Journal:
     def resume(cls, path: Path) -> Journal:
         if not path.exists():
             raise ConflictError(f"nothing to resume: no scan journal at {path}")
-        return cls(path)
+        try:
+            j = cls(path)
+            j.options  # noqa: B018 - reads the journal once, so damage shows here and not mid-scan
+        except sqlite3.DatabaseError as exc:  # a disk error or a file overwritten: nothing to go on from
+            raise VigieError(
+                f"the scan journal at {path} is damaged ({exc}); run the scan again without --resume"
+            ) from None
+        return j
 
     def _tx(self) -> _Tx:
         return _Tx(self._db)
