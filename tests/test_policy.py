@@ -89,6 +89,11 @@ rules:
         {"version": 1, "rules": [{"name": "x", "action": "block", "when": {"match": {"colour": "red"}}}]},
         {"version": 1, "rules": [{"name": "x", "action": "block", "when": {"maybe": {}}}]},
         {"version": 1, "rules": [{"name": "x", "action": "block", "when": {"all": []}}]},
+        # found by fuzzing the shipped policy's text: each was a TypeError or ValueError traceback
+        {"version": 1, "rules": [{"name": "x", "action": "block", "when": {"match": {}}, "priority": "9x"}]},
+        {"version": 1, "rules": [{"name": "x", "action": "block", "when": {"match": {}}, "priority": None}]},
+        {"version": 1, "rules": [{"name": "x", "action": "block", "when": {"match": {}}, "labels": 3}]},
+        {"version": 1, "rules": {"name": "x"}},
     ],
 )
 def test_invalid_policies_are_refused_with_where(doc: dict) -> None:  # type: ignore[type-arg]

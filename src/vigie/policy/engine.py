@@ -150,18 +150,25 @@ class Policy:
         if mode not in ("enforce", "shadow") or default not in ACTIONS:
             raise ConfigError(f"{source}: mode is enforce|shadow and default one of {', '.join(ACTIONS)}")
         rules = []
+        if not isinstance(doc.get("rules") or [], list):
+            raise ConfigError(f"{source}: 'rules' is a list of rules")
         for i, r in enumerate(doc.get("rules") or []):
             where = f"{source}: rules[{i}]"
             if not isinstance(r, dict) or not r.get("name") or r.get("action") not in ACTIONS:
                 raise ConfigError(f"{where}: each rule needs a name and an action ({', '.join(ACTIONS)})")
             _check_condition(r.get("when"), where)
+            priority, labels = r.get("priority", 0), r.get("labels") or []
+            if not isinstance(priority, int) or isinstance(priority, bool):  # found by fuzzing: a traceback
+                raise ConfigError(f"{where}: priority is a whole number, not {priority!r}")
+            if not isinstance(labels, list):
+                raise ConfigError(f"{where}: labels is a list, not {labels!r}")
             rules.append(
                 Rule(
                     name=str(r["name"]),
                     when=r["when"],
                     action=r["action"],
-                    priority=int(r.get("priority", 0)),
-                    labels=[str(x) for x in r.get("labels") or []],
+                    priority=priority,
+                    labels=[str(x) for x in labels],
                     description=str(r.get("description", "")),
                 )
             )
