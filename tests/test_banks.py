@@ -307,3 +307,19 @@ def test_added_files_are_named_by_their_content_unless_asked() -> None:
     assert entry_name("dump.zip!sub/dir/clip.mp4", sha, "name") == "clip.mp4"
     assert entry_name("C:\\cases\\img.png", sha, "name") == "img.png"
     assert entry_name("dump.zip!sub/x.jpg", sha, "path") == "dump.zip!sub/x.jpg"
+
+
+def test_processes_opening_a_fresh_database_at_once_all_get_it_migrated(db_url: str) -> None:
+    """`vigie serve --workers 2` on a fresh home ran the migrations in both processes at once, and one died
+    on 'table banks already exists' (SQLite). PostgreSQL replicas starting together take an advisory lock."""
+    import subprocess
+    import sys
+
+    code = "import sys; from vigie.store import open_db; open_db(sys.argv[1])"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert BankStore(open_db(db_url)).list_banks() == []

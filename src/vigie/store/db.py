@@ -65,9 +65,33 @@ def migrate(db: Database) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("vigie.store") / "migrations"))
-    with db.engine.begin() as conn:
+    with _one_migrator(db), db.engine.begin() as conn:
+        if db.dialect == "postgresql":  # replicas starting together: the others wait, then find it done
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
+
+
+MIGRATION_LOCK = 0x76696769
+"""PostgreSQL advisory lock key held while migrating ("vigi")."""
+
+
+@contextmanager
+def _one_migrator(db: Database) -> Iterator[None]:
+    """On a SQLite file, an exclusive lock on a file beside it while migrating: `vigie serve --workers 2`
+    on a fresh home started both workers migrating at once, and one died on "table banks already exists"."""
+    path = db.engine.url.database if db.dialect == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{path}.migrate-lock", "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def open_db(url: str) -> Database:
