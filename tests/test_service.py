@@ -605,3 +605,25 @@ def test_item_ids_are_time_ordered_uuids() -> None:
     ids = [new_item_id() for _ in range(1000)]
     assert all(uuid.UUID(i).version == 7 for i in ids) and len(set(ids)) == 1000
     assert all(first < i for i in ids)  # later milliseconds sort after, as strings too
+
+
+def test_serve_refuses_a_bad_setting_in_one_line_before_starting_workers(tmp_path: Path) -> None:
+    """With --workers 2 a bad setting was a traceback in each worker, and uvicorn restarted them forever."""
+    import os
+    import subprocess
+    import sys
+
+    from servers import free_port
+
+    for bad in ({"VIGIE_MEDIA_THREADS": "0"}, {"VIGIE_POLICY": str(tmp_path / "missing.yaml")}):
+        env = {**os.environ, "VIGIE_HOME": str(tmp_path), **bad}
+        env.pop("VIGIE_DATABASE_URL", None)
+        r = subprocess.run(
+            [sys.executable, "-m", "vigie", "serve", "--workers", "2", "--port", str(free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        out = r.stdout + r.stderr
+        assert r.returncode == 2 and "Traceback" not in out and "error:" in out, out[-2000:]

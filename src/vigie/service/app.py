@@ -5,6 +5,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,8 +22,8 @@ from vigie import __version__
 from vigie.banks import BankStore, EntryIn
 from vigie.banks.matcher import Matcher
 from vigie.banks.store import BANK_KINDS
-from vigie.errors import ImportFormatError, LineError, SignalError
-from vigie.policy import load_policy
+from vigie.errors import ConfigError, ImportFormatError, LineError, SignalError
+from vigie.policy import Policy, load_policy
 from vigie.service import idempotency, openapi, problems
 from vigie.service.forms import FormError, parse_form
 from vigie.service.items import Items, Outcome
@@ -247,11 +248,36 @@ class TextOut(BaseModel):
     reasons: list[ReasonOut]
 
 
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What the service reads besides Settings: checked by `vigie serve` before its workers start, so a bad
+    value is one line and exit code 2 instead of a traceback in every worker, restarted over and over."""
+
+    policy: Policy
+    media_threads: int
+    vault: Vault | None
+    webhooks: bool
+
+    @classmethod
+    def load(cls, settings: Settings) -> "ServiceConfig":
+        """Also migrates the database and makes the vault's key, once, before any worker does."""
+        raw = os.environ.get("VIGIE_MEDIA_THREADS", "2").strip()
+        if not raw.isdigit() or int(raw) < 1:
+            raise ConfigError(f"VIGIE_MEDIA_THREADS is a number of threads, 1 or more, not {raw!r}")
+        policy_path = os.environ.get("VIGIE_POLICY")
+        policy = load_policy(Path(policy_path) if policy_path else None)
+        queued = os.environ.get("VIGIE_QUEUE_ANALYSIS", "").lower() in ("1", "true", "yes")
+        settings.home.mkdir(parents=True, exist_ok=True)
+        open_db(settings.db_url)
+        vault = Vault.from_settings(settings.home) if queued else None
+        return cls(policy, int(raw), vault, bool(os.environ.get("VIGIE_WEBHOOK_URL")))
+
+
 class Service:
     """Everything the endpoints share; the matcher follows bank changes from any replica."""
 
     def __init__(self, settings: Settings, refresh_interval: float) -> None:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        config = ServiceConfig.load(settings)
         self.db = open_db(settings.db_url)
         self.banks = BankStore(self.db)
         self.keys = KeyStore(self.db, cache_s=KEY_CACHE_S)
@@ -259,18 +285,11 @@ class Service:
         self.refresh_interval = refresh_interval
         self._refreshed = time.monotonic()
         self._lock = threading.Lock()
-        self._media_threads = int(os.environ.get("VIGIE_MEDIA_THREADS", "2"))
+        self._media_threads = config.media_threads
         self._media_limiter: anyio.CapacityLimiter | None = None
         self.requests: Counter[tuple[str, str, int]] = Counter()
-        policy_path = os.environ.get("VIGIE_POLICY")
-        policy = load_policy(Path(policy_path) if policy_path else None)
-        queued = os.environ.get("VIGIE_QUEUE_ANALYSIS", "").lower() in ("1", "true", "yes")
         self.items = Items(
-            self.db,
-            policy,
-            settings.limits,
-            webhooks=bool(os.environ.get("VIGIE_WEBHOOK_URL")),
-            vault=Vault.from_settings(settings.home) if queued else None,
+            self.db, config.policy, settings.limits, webhooks=config.webhooks, vault=config.vault
         )
 
     def media_threads(self) -> anyio.CapacityLimiter:

@@ -40,6 +40,10 @@ def serve(
     # one process per core serves requests; per-request OpenMP threads would only spin against each other
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from vigie.service.app import ServiceConfig
+    from vigie.settings import Settings
+
+    ServiceConfig.load(Settings.from_env())  # a bad setting stops here, before the workers start
 
     uvicorn.run(
         "vigie.service.app:create_app",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from pathlib import Path
 
 from vigie.errors import ConfigError
@@ -43,7 +44,16 @@ class Vault:
         path = home / "secret.key"
         if not path.exists():
             home.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(base64.b64encode(os.urandom(32)))
-        return cls(base64.b64decode(path.read_bytes().strip()))
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process (a second server worker) made it just now
+                pass
+            else:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(base64.b64encode(os.urandom(32)))
+        for _ in range(50):  # that other process may still be writing its 44 bytes
+            text = path.read_bytes().strip()
+            if text:
+                break
+            time.sleep(0.01)
+        return cls(base64.b64decode(text))
