@@ -268,7 +268,7 @@ class ServiceConfig:
         policy = load_policy(Path(policy_path) if policy_path else None)
         queued = os.environ.get("VIGIE_QUEUE_ANALYSIS", "").lower() in ("1", "true", "yes")
         settings.home.mkdir(parents=True, exist_ok=True)
-        open_db(settings.db_url)
+        open_db(settings.db_url).dispose()  # migrated once per process; the Service opens its own
         vault = Vault.from_settings(settings.home) if queued else None
         return cls(policy, int(raw), vault, bool(os.environ.get("VIGIE_WEBHOOK_URL")))
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from vigie.service.idempotency import WRITE_METHODS
 from vigie.service.problems import MEDIA_TYPE
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -32,7 +33,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 WHY = {
-    400: "The body could not be parsed.",
+    400: "The body could not be parsed, or the Idempotency-Key is empty or too long.",
     401: "No API key, or an unknown or revoked one.",
     403: "The key lacks this endpoint's scope.",
     404: "No such bank, item or event.",
@@ -51,16 +52,12 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
 }
 
 
-WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-"""Methods the Idempotency-Key applies to (vigie.service.idempotency)."""
-
-
 def _statuses(route: APIRoute, method: str, scope: str | None) -> list[int]:
     """The error statuses one operation can answer with."""
     out = []
     if scope is not None:
         out += [401, 403, 503]
-    if method in WRITES:
+    if method in WRITE_METHODS:
         out += [400, 409]  # 400: an empty or over-long Idempotency-Key
     if method == "POST":
         out += [400, 413, 422]
@@ -116,7 +113,7 @@ def install(app: FastAPI) -> None:
                     also = " (or `admin`)" if scope != "admin" else ""
                     needs = f"Needs a key with the `{scope}` scope{also}."
                     op["description"] = f"{op.get('description', '')}\n\n{needs}".strip()
-                if method in WRITES:
+                if method in WRITE_METHODS:
                     op.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
         for replaced in ("HTTPValidationError", "ValidationError"):  # every 422 is a Problem now
             components["schemas"].pop(replaced, None)
