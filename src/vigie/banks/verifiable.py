@@ -24,10 +24,14 @@ from vigie.index import _kernels as K
 from vigie.store import Database, Entry
 
 
+def _words(raw: bytes) -> np.ndarray:
+    """Packed 32-byte PDQs as (n, 4) uint64 words in a fresh, 8-byte aligned buffer (the kernel reads it)."""
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, 32).copy().view(np.uint64)
+
+
 def _codes(values: Sequence[str]) -> np.ndarray:
-    """Hex PDQs as (n, 4) uint64 words in a fresh, 8-byte aligned buffer (what the kernel reads)."""
-    raw = np.frombuffer(bytes.fromhex("".join(values)), dtype=np.uint8).reshape(len(values), 32)
-    return raw.copy().view(np.uint64)
+    """Hex PDQs as kernel words."""
+    return _words(bytes.fromhex("".join(values)))
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,7 @@ class VerifiableSet:
             self._position[o] = len(self._position)
         alive = np.concatenate([old.alive, np.ones(len(new_owners), dtype=bool)])
         alive[[self._position[o] for o in set(owner_ids)]] = True  # an owner enabled again
-        codes = np.frombuffer(bytes(raw), dtype=np.uint8).reshape(-1, 32).copy().view(np.uint64)
+        codes = _words(bytes(raw))
         self._arrays = _Arrays(  # swapped in whole: a search holds either the old state or this one
             np.concatenate([old.owners, np.array(new_owners, dtype=np.int64)]),
             alive,

@@ -42,15 +42,14 @@ class Vault:
             except ValueError as exc:
                 raise ConfigError(f"VIGIE_SECRET_KEY is not base64: {exc}") from None
         path = home / "secret.key"
-        if not path.exists():
-            home.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process (a second server worker) made it just now
-                pass
-            else:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(base64.b64encode(os.urandom(32)))
+        home.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # made before, or by another process (a second server worker) just now
+            pass
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(base64.b64encode(os.urandom(32)))
         for _ in range(50):  # that other process may still be writing its 44 bytes
             text = path.read_bytes().strip()
             if text:
