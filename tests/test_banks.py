@@ -259,6 +259,25 @@ def test_variants_match_and_name_their_transform(store: BankStore) -> None:
     assert [(x.distance, x.transform) for x in res.matches] == [(4, "mirror_lr")]
 
 
+def test_near_hits_are_evidence_never_matches(store: BankStore) -> None:
+    rng = random.Random(6)
+    known = [rhex(64, rng) for _ in range(3)]
+    _bank_with(store, "k", known, pdq_threshold=31)
+    m = Matcher.open(store.db)
+    query = flip(known[0], 45, rng)
+    assert m.match(pdq=query, pdq_quality=100).matches == []
+    [res] = m.match_many([{"pdq": query, "pdq_quality": 100}], near=64)
+    assert res.matches == [] and [(x.bank, x.distance) for x in res.near] == [("k", 45)]
+    [res] = m.match_many([{"pdq": query, "pdq_quality": 30}], near=64)
+    assert res.near == []  # under the bank's minimum quality: no evidence either
+    [res] = m.match_many([{"pdq": flip(known[1], 20, rng), "pdq_quality": 100}], near=64)
+    assert [x.distance for x in res.matches] == [20] and res.near == []  # within the threshold: a match
+    _bank_with(store, "fp", [query], kind="allow", pdq_threshold=31)
+    m.refresh()
+    [res] = m.match_many([{"pdq": query, "pdq_quality": 100}], near=64)
+    assert res.near == [] and res.matches == []  # what an allow bank covers is not evidence
+
+
 def test_snapshot_catches_up_incrementally(store: BankStore, tmp_path: Path) -> None:
     rng = random.Random(6)
     hashes = [rhex(64, rng) for _ in range(300)]

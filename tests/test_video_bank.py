@@ -23,17 +23,20 @@ def video(photos: list[Path], seconds_each: float = 4.0, size: tuple[int, int] =
     return list(slideshow_frames(photos, seconds_each, FPS, size, seed))
 
 
-@pytest.fixture
-def bank(db_url: str, photos: list[Path]) -> tuple[Matcher, list]:
+def _bank(db_url: str, photos: list[Path], derived: bool = True) -> tuple[Matcher, list]:
     store = BankStore(open_db(db_url))
     store.create_bank("videos")
     known = video(photos[:8])  # 32 s
     item = Item("known.mp4", encode(known, FPS, SIZE), "video/mp4")
-    got = list(
-        entries_for_items([item], store.get_bank("videos"), LIMITS, {"category": "stand-in"}, name_by="name")
-    )
+    bank = store.get_bank("videos")
+    got = list(entries_for_items([item], bank, LIMITS, {"category": "stand-in"}, derived, name_by="name"))
     store.add_entries("videos", [e for e in got if not isinstance(e, str)])
     return Matcher.open(store.db), known
+
+
+@pytest.fixture
+def bank(db_url: str, photos: list[Path]) -> tuple[Matcher, list]:
+    return _bank(db_url, photos)
 
 
 def _video_matches(
@@ -90,3 +93,106 @@ def test_flat_video_and_frame_of_known_video(bank: tuple[Matcher, list], photos:
     Image.fromarray(known[10]).save(buf, "PNG")
     res = process_item(Item("still.png", buf.getvalue(), "image/png"), PipelineContext(matcher=m))
     assert res.matches and res.matches[0]["labels"]["of"] == "known.mp4"  # a still of a known video
+
+
+def _alter(frames: list, fn: object) -> list:
+    import numpy as np
+    from PIL import Image
+
+    return [np.asarray(fn(Image.fromarray(f))) for f in frames]  # type: ignore[operator]
+
+
+def _in_portrait_frame(blurred: bool) -> object:
+    from PIL import Image, ImageFilter
+
+    def one(im: Image.Image) -> Image.Image:
+        w = im.height * 9 // 16 // 2 * 2
+        h = im.height
+        pic = im.resize((w, w * im.height // im.width))
+        bg = (
+            im.resize((h * im.width // im.height, h)).crop((0, 0, w, h))
+            if blurred
+            else Image.new("RGB", (w, h))
+        )
+        if blurred:
+            bg = bg.filter(ImageFilter.GaussianBlur(8))
+        bg.paste(pic, (0, (h - pic.height) // 2))
+        return bg
+
+    return one
+
+
+def test_mirrored_and_reframed_copies_match_and_say_how(bank: tuple[Matcher, list]) -> None:
+    """Re-posts mirror footage or set it in a portrait frame, on black bars or on a blurred copy of itself."""
+    import numpy as np
+
+    m, known = bank
+    clip = known[4 * FPS : 20 * FPS]
+    [hit] = _video_matches(m, [np.ascontiguousarray(f[:, ::-1]) for f in clip])
+    assert hit["labels"]["video_match"]["frame_variants"].keys() == {"mirror_lr"}
+    for blurred, variant in ((False, "trim"), (True, "centre_16x9")):
+        framed = _alter(clip, _in_portrait_frame(blurred))
+        [hit] = _video_matches(m, framed, (framed[0].shape[1], framed[0].shape[0]))
+        ev = hit["labels"]["video_match"]
+        assert hit["labels"]["external_id"] == "known.mp4" and abs(ev["offset_s"] - 4) <= 2, ev
+        assert variant in ev["frame_variants"], ev
+
+
+def test_frames_near_but_past_the_threshold_count_only_in_time_order(db_url: str, photos: list[Path]) -> None:
+    """A caption band moves every frame's PDQ past the bank threshold; in time order the frames still
+    line up with the known video, shuffled they must not add up to a match. (A bank of plain frames: the
+    views a bank keeps by default find some of these frames within the threshold.)"""
+    from PIL import Image, ImageDraw
+
+    m, known = _bank(db_url, photos, derived=False)
+
+    def caption(im: Image.Image) -> Image.Image:
+        out = im.copy()
+        ImageDraw.Draw(out).rectangle((0, 0, im.width, im.height // 5), fill="white")
+        ImageDraw.Draw(out).text((8, 8), "weekend mood", fill="black")
+        return out
+
+    clip = _alter(known[4 * FPS : 24 * FPS], caption)
+    [hit] = _video_matches(m, clip)
+    ev = hit["labels"]["video_match"]
+    assert ev["near_frames"] > 0 and ev["rule"] == "clip_of_known_video" and abs(ev["offset_s"] - 4) <= 2, ev
+    import random
+
+    seconds = [clip[i : i + FPS] for i in range(0, len(clip), FPS)]
+    random.Random(1).shuffle(seconds)
+    assert _video_matches(m, [f for sec in seconds for f in sec]) == []
+
+
+def test_query_frames_carry_variants_the_bank_never_stores(bank: tuple[Matcher, list]) -> None:
+    from vigie.signals.vpdq import hash_video
+
+    _, known = bank
+    data = encode(known[: 6 * FPS], FPS, SIZE)
+    plain, query = hash_video(data, LIMITS), hash_video(data, LIMITS, variants=True)
+    assert [f.to_json() for f in plain] == [f.to_json() for f in query]  # the stable vpdq contract
+    assert all(f.variants is None for f in plain)
+    assert {"mirror_lr", "rot180", "centre_9x16"} <= set(query[0].variants or {})
+
+
+def test_zoomed_and_filled_copies_match_the_views_a_bank_keeps(bank: tuple[Matcher, list]) -> None:
+    """A zoom that crops 10% a side, or a landscape video cropped to fill a portrait screen, cannot be
+    undone on the query; the bank keeps those parts of each known frame as entries of the same frame."""
+    from PIL import Image
+
+    m, known = bank
+    clip = known[4 * FPS : 20 * FPS]
+
+    def zoom(im: Image.Image) -> Image.Image:
+        dx, dy = im.width // 10, im.height // 10
+        return im.crop((dx, dy, im.width - dx, im.height - dy)).resize(im.size)
+
+    def fill(im: Image.Image) -> Image.Image:
+        band = round(im.height * 9 / 16)
+        left = (im.width - band) // 2
+        return im.crop((left, 0, left + band, im.height)).resize((180, 320))
+
+    for alter, view, size in ((zoom, "crop_10", SIZE), (fill, "fill_9x16", (180, 320))):
+        [hit] = _video_matches(m, _alter(clip, alter), size)
+        ev = hit["labels"]["video_match"]
+        assert view in ev["frame_variants"] and abs(ev["offset_s"] - 4) <= 2, ev
+        assert "view" not in hit["labels"]

@@ -197,7 +197,11 @@ def bank_add(
     ] = None,
     note: Annotated[str | None, typer.Option(help="Free text.")] = None,
     derived: Annotated[
-        bool, typer.Option("--derived/--no-derived", help="Also store PDQ of standard crops and small tilts.")
+        bool,
+        typer.Option(
+            "--derived/--no-derived",
+            help="Also store PDQ of standard crops and small tilts (video: zoomed, filled frames).",
+        ),
     ] = True,
     name_by: Annotated[
         NameBy,

@@ -128,7 +128,7 @@ def entries_for_items(
 
     An ``external_id`` in ``labels`` names every item; otherwise ``name_by`` says how each is named."""
     for item in items:
-        sig = hash_item(item, limits, vpdq_fps=vpdq_fps)
+        sig = hash_item(item, limits, vpdq_fps=vpdq_fps, bank=derived)
         if not sig.sha256:
             yield f"skipped {sig.path}: {sig.error}"
             continue
@@ -150,6 +150,11 @@ def entries_for_items(
                     "frames": len(frames),
                 }
                 yield EntryIn(signal_type="pdq", value=f.pdq, **own, extra=frame_extra)
+                for view, h in (f.views or {}).items():  # derived entries of the same frame
+                    if h.quality >= bank.pdq_min_quality and h.hex != f.pdq:
+                        yield EntryIn(
+                            signal_type="pdq", value=h.hex, **own, extra={**frame_extra, "view": view}
+                        )
             continue
         if not sig.pdq:
             continue

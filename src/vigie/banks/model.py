@@ -136,3 +136,6 @@ class MatchResult:
 
     matches: list[Match] = field(default_factory=list)
     suppressed: list[Match] = field(default_factory=list)
+    near: list[Match] = field(default_factory=list)
+    """PDQ hits past their bank's threshold but within the ``near`` distance a caller asked for: never
+    matches on their own, only evidence a caller weighs with more (video frames that agree in time)."""

@@ -58,13 +58,18 @@ class ItemSignals:
         return out
 
 
-def hash_item(item: Item, limits: MediaLimits, vpdq_fps: float = 1.0, dihedral: bool = False) -> ItemSignals:
-    """Hash one item; content problems land in ``error`` (e.g. ``truncated: …``), never as exceptions."""
+def hash_item(
+    item: Item, limits: MediaLimits, vpdq_fps: float = 1.0, dihedral: bool = False, bank: bool = False
+) -> ItemSignals:
+    """Hash one item; content problems land in ``error`` (e.g. ``truncated: …``), never as exceptions.
+
+    ``dihedral`` hashes what matching a query needs (flips, rotations, framed pictures), ``bank`` what a
+    bank entry of a video needs (its frames' views)."""
     md5, sha1, sha256 = crypto_hashes(item.data)
     sig = ItemSignals(path=item.path, media_type=item.media_type, md5=md5, sha1=sha1, sha256=sha256)
     try:
         if is_video(item.media_type):
-            sig.vpdq = hash_video(item.data, limits, vpdq_fps)
+            sig.vpdq = hash_video(item.data, limits, vpdq_fps, variants=dihedral, views=bank)
         else:
             im = open_image(item.data, limits)
             size = im.size  # before decoding: a reduced JPEG decode (draft) shrinks im.size

@@ -249,6 +249,15 @@ def hash_array(rgb: np.ndarray) -> PDQHash:
     return PDQHash(_bits_to_hex(coef), q)
 
 
+def hash_array_dihedral(rgb: np.ndarray) -> tuple[PDQHash, list[str]]:
+    """:func:`hash_array` and the hashes of its 8 rotations and flips (original first), from one DCT."""
+    if min(rgb.shape[:2]) < MIN_HASHABLE_DIM:
+        return PDQHash(_ZERO, 0), [_ZERO] * 8
+    coef, q = _coefficients(rgb)
+    variants = dihedral_hexes(coef)
+    return PDQHash(variants[0], q), variants
+
+
 def _jpeg_scale(full: tuple[int, int]) -> int:
     """Largest DCT scaling denominator (1, 2, 4, 8) that keeps the short side ≥ DRAFT_MIN_SIDE."""
     for s in (8, 4, 2):
