@@ -17,6 +17,7 @@ from PIL import Image, PngImagePlugin
 from vigie.analyzers import ai_evidence_summary, analyze_item
 from vigie.analyzers.genmeta import parse_a1111
 from vigie.media import Item
+from vigie.settings import MediaLimits
 
 A1111 = (
     "a lighthouse at dusk, oil painting <lora:paintstyle:0.8>\n"
@@ -318,6 +319,43 @@ def test_sd_watermarks_embedded_by_the_reference_encoder_are_found(photos: list[
     buf = io.BytesIO()
     Image.fromarray(sdxl).save(buf, "JPEG", quality=95)
     assert analyzer.analyze(Item("x.jpg", buf.getvalue())) == []  # JPEG erases the mark: not even decoded
+
+
+def test_watermark_kernel_reads_the_blocks_as_the_numpy_form_does(photos: list[Path]) -> None:
+    from vigie.analyzers.watermark import _both_block_scores, block_scores
+
+    rng = np.random.default_rng(3)
+    arrays = [
+        rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((8, 8, 3), (67, 131, 3), (300, 209, 3))
+    ]
+    arrays += [np.asarray(Image.open(p).convert("RGB")) for p in photos[:4]]
+    for a in arrays:
+        as_rgb, as_bgr = _both_block_scores(a)
+        assert np.array_equal(as_rgb, block_scores(a, False)) and np.array_equal(
+            as_bgr, block_scores(a, True)
+        )
+
+
+def test_a_png_is_decoded_once_for_hashing_and_the_watermark_check(photos: list[Path]) -> None:
+    from vigie.analyzers.watermark import MARKS, SDWatermarkAnalyzer
+    from vigie.pipeline import PipelineContext, process_item
+    from vigie.signals import hash_item
+
+    rgb = np.asarray(Image.open(photos[3]).convert("RGB").resize((768, 512)))
+    marked = _reference_encoder()(list(MARKS["Stable Diffusion XL"]), wmLen=48).encode(rgb.copy())
+    item = Item("x.png", _png(marked), "image/png")
+    hash_item(item, MediaLimits())
+    kept = item.decoded["rgb"]
+    assert np.array_equal(kept, marked) and not kept.flags.writeable
+    res = process_item(
+        Item("x.png", _png(marked), "image/png"), PipelineContext(analyzers=[SDWatermarkAnalyzer()])
+    )
+    assert [f["generator"] for f in res.findings] == ["Stable Diffusion XL"]
+    big = io.BytesIO()
+    Image.open(photos[0]).save(big, "JPEG")  # a large JPEG is hashed from a reduced decode: nothing kept
+    jpeg = Item("x.jpg", big.getvalue(), "image/jpeg")
+    hash_item(jpeg, MediaLimits())
+    assert "rgb" not in jpeg.decoded
 
 
 def test_unmarked_photos_never_read_as_marked(photos: list[Path]) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,10 @@ class Item:
     path: str
     data: bytes
     media_type: str | None = None
+    decoded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Pixels one stage decoded, kept for the next: ``"rgb"`` is the whole image as Pillow's
+    ``convert("RGB")`` gives it (read-only), left by hashing when it decoded that anyway (lossless and small
+    images), so the watermark check does not decode a PNG a second time. It lives as long as the item."""
 
     @property
     def size(self) -> int:

@@ -75,6 +75,9 @@ def hash_item(
             size = im.size  # before decoding: a reduced JPEG decode (draft) shrinks im.size
             with im, decode_errors():
                 h, variants, px = hash_image_pixels(im, dihedral=dihedral)
+            if px is not None and px.ndim == 3 and (px.shape[1], px.shape[0]) == size:
+                px.flags.writeable = False
+                item.decoded["rgb"] = px  # the whole image: the watermark check needs just this
             sig.pdq, sig.pdq_quality, sig.pdq_dihedral = h.hex, h.quality, variants
             if dihedral and px is not None:  # hashing for matching: also the picture inside a frame
                 sig.pdq_extra = {k: v for k, v in trimmed_hashes(px, size).items() if v != h.hex} or None
