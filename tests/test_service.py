@@ -627,3 +627,48 @@ def test_serve_refuses_a_bad_setting_in_one_line_before_starting_workers(tmp_pat
         )
         out = r.stdout + r.stderr
         assert r.returncode == 2 and "Traceback" not in out and "error:" in out, out[-2000:]
+
+
+def test_videos_uploaded_or_sent_as_frames_match_known_videos(
+    env: dict[str, object], photos: list[Path]
+) -> None:
+    """A known video (benign slideshow) in a bank; a re-encoded clip of it goes to review whether the
+    platform uploads it or sends only its frames' hashes (privacy mode), and unrelated footage does not."""
+    from slideshow import encode, slideshow_frames
+    from vigie.banks import BankStore
+    from vigie.banks.ingest import entries_for_items
+    from vigie.media import Item
+    from vigie.settings import MediaLimits
+    from vigie.signals.vpdq import hash_video
+
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    settings: Settings = env["settings"]  # type: ignore[assignment]
+    store = BankStore(open_db(settings.database_url))
+    store.create_bank("videos")
+    known = list(slideshow_frames(photos[:6], 4.0, 5, (320, 180)))
+    item = Item("known.mp4", encode(known, 5, (320, 180)), "video/mp4")
+    got = entries_for_items([item], store.get_bank("videos"), MediaLimits(), {"category": "proxy"})
+    store.add_entries("videos", [e for e in got if not isinstance(e, str)])
+    it = auth(env, "items:write")
+    clip = encode(known[20:100], 5, (320, 180), bitrate=200_000)  # 16 s of it, re-encoded
+    for _ in range(40):  # the bank was written behind the service's back: wait for its refresh
+        r = c.post("/v1/items", files={"file": ("clip.mp4", clip, "video/mp4")}, headers=it)
+        if r.json()["decision"]["action"] != "allow":
+            break
+        time.sleep(0.1)
+    d = r.json()["decision"]
+    assert d["action"] == "review" and d["labels"] == ["known-material-near"], d
+    [m] = d["reasons"][0]["evidence"]
+    assert m["signal"] == "vpdq" and m["labels"]["video_match"]["rule"] == "clip_of_known_video"
+
+    frames = [f.to_json() for f in hash_video(clip, MediaLimits())]
+    h = c.post("/v1/items", json={"vpdq": frames, "external_id": "v-2"}, headers=it).json()
+    assert h["decision"]["action"] == "review" and h["decision"]["labels"] == ["known-material-near"]
+    stored = c.get(f"/v1/items/{h['item_id']}", headers=it).json()
+    assert stored["signals"]["vpdq_frames"] == len(frames) and stored["matches"][0]["signal"] == "vpdq"
+    other = encode(list(slideshow_frames(photos[12:16], 4.0, 5, (320, 180))), 5, (320, 180))
+    frames = [f.to_json() for f in hash_video(other, MediaLimits())]
+    assert c.post("/v1/items", json={"vpdq": frames}, headers=it).json()["decision"]["action"] == "allow"
+    for bad in ([[-1, "0" * 64, 90]], [[1, "zz" * 32, 90]], [[1, "0" * 64, 101]], [[1, "0" * 64]], ["x"]):
+        r = c.post("/v1/items", json={"vpdq": bad}, headers=it)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", bad

@@ -130,6 +130,15 @@ class ItemContext(BaseModel):
     prompt: str | None = Field(default=None, max_length=100_000, description="The prompt that generated it.")
 
 
+MAX_VPDQ_FRAMES = 36_000
+"""Frames one privacy-mode video may carry: ten hours at one a second."""
+VpdqFrame = tuple[
+    Annotated[float, Field(ge=0, allow_inf_nan=False)],
+    Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")],
+    Annotated[int, Field(ge=0, le=100)],
+]
+
+
 class ItemHashesIn(ItemContext):
     """An item described by signals only (the platform hashed it and never sends the media), plus context."""
 
@@ -139,6 +148,13 @@ class ItemHashesIn(ItemContext):
     pdq: str | None = Field(default=None, description="64 hex characters.", json_schema_extra=_hex(64))
     pdq_quality: int | None = Field(
         default=None, ge=0, le=100, description="PDQ's own quality; under 50 the PDQ is not matched."
+    )
+    vpdq: list[VpdqFrame] | None = Field(
+        default=None,
+        max_length=MAX_VPDQ_FRAMES,
+        description="A video's sampled frames as [seconds, PDQ hex, quality], about one a second: what "
+        "`vigie hash --json` prints as `vpdq`, or the frames of Meta's vpdq library. Matched against known "
+        "videos as an uploaded video is (whole, clip, holding it, shared segment).",
     )
 
 
@@ -500,9 +516,11 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
                 body = ItemHashesIn.model_validate_json(await request.body())
             except ValidationError as exc:
                 raise _invalid(exc) from None
-            hashes = body.model_dump(include={"md5", "sha1", "sha256", "pdq", "pdq_quality"})
-            if not any(hashes[k] for k in ("md5", "sha1", "sha256", "pdq")):
-                raise HTTPException(422, "give at least one of md5, sha1, sha256, pdq (or upload the file)")
+            hashes = body.model_dump(include={"md5", "sha1", "sha256", "pdq", "pdq_quality", "vpdq"})
+            if not any(hashes[k] for k in ("md5", "sha1", "sha256", "pdq", "vpdq")):
+                raise HTTPException(
+                    422, "give at least one of md5, sha1, sha256, pdq, vpdq (or upload the file)"
+                )
             context = body.model_dump(include=set(ItemContext.model_fields), exclude_none=True)
             outcome = await run_in_threadpool(svc.items.submit_hashes, matcher, hashes, context, claim)
         else:

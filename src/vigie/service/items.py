@@ -14,6 +14,7 @@ from vigie.analyzers import default_analyzers
 from vigie.analyzers.coverage import coverage_findings
 from vigie.analyzers.prompt_risk import context_findings
 from vigie.banks.matcher import Matcher
+from vigie.banks.video import video_matches
 from vigie.errors import NotFoundError
 from vigie.media import Item, is_image, sniff
 from vigie.pipeline import PipelineContext, process_item
@@ -22,6 +23,7 @@ from vigie.service.idempotency import Claim
 from vigie.service.webhooks import enqueue
 from vigie.settings import MediaLimits
 from vigie.signals.types import signal_type
+from vigie.signals.vpdq import FrameHash
 from vigie.store import AnalysisJob, Database, ItemRecord
 from vigie.store.vault import Vault
 
@@ -96,13 +98,26 @@ class Items:
     def submit_hashes(
         self, matcher: Matcher, hashes: dict[str, Any], context: dict[str, Any], claim: Claim | None = None
     ) -> Outcome:
-        """Privacy mode: the platform sends signals only (SignalError for malformed values)."""
+        """Privacy mode: the platform sends signals only (SignalError for malformed values); a video as its
+        sampled frames (``vpdq``: [seconds, PDQ hex, quality] each), recorded as their count."""
+        frames = [
+            FrameHash(float(t), signal_type("pdq").normalize(h), int(q))
+            for t, h, q in hashes.get("vpdq") or ()
+        ]
         clean: dict[str, Any] = {
-            k: signal_type(k).normalize(v) for k, v in hashes.items() if k != "pdq_quality" and v
+            k: signal_type(k).normalize(v)
+            for k, v in hashes.items()
+            if k not in ("pdq_quality", "vpdq") and v
         }
         clean["pdq_quality"] = hashes.get("pdq_quality")
         found = matcher.match(**clean)
         matches = [{**m.to_json(), "bank_kind": m.bank_kind} for m in found.matches]
+        if frames:
+            matches += [
+                {**m.to_json(), "bank_kind": m.bank_kind, "transform": m.transform}
+                for m in video_matches(matcher, frames)
+            ]
+            clean["vpdq_frames"] = len(frames)
         quality: int | None = hashes.get("pdq_quality") if clean.get("pdq") else None
         covered = [f.to_dict() for f in coverage_findings(None, quality)]
         return self._record(context, clean, matches, covered, claim=claim)
