@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -69,6 +70,12 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, photos: list[Path]) -> di
     (inbox / "truncated.jpg").write_bytes((known / "known_0.jpg").read_bytes()[:3000])
     (inbox / "zero.png").write_bytes(b"")
     Image.new("RGB", (640, 480), (10, 200, 30)).save(inbox / "one_colour.jpg", quality=90)
+    from slideshow import encode, slideshow_frames
+
+    footage = list(slideshow_frames(photos[4:8], 4.0, 5, (320, 180)))  # a known 16-s video
+    (known / "known_video.mp4").write_bytes(encode(footage, 5, (320, 180)))
+    mirrored = [f[:, ::-1].copy() for f in footage[10:70]]  # 12 s of it, mirrored, as re-posts do
+    (inbox / "v_mirrored_clip.mp4").write_bytes(encode(mirrored, 5, (320, 180), bitrate=200_000))
 
     vigie(home, "bank", "create", "known", "--description", "benign stand-ins")
     vigie(home, "bank", "add", "known", str(known), "--category", "test-category", "--source", "pytest")
@@ -95,9 +102,22 @@ def test_scan_finds_altered_copies_and_nothing_else(scenario: dict[str, object])
         Path(r["path"]).name if "!" not in r["path"] else r["path"].split("/")[-1]: r for r in doc["items"]
     }
     matched = {name for name, r in by_path.items() if r["matches"]}
-    assert matched == {"k0_recompressed.jpg", "k0_mirrored.jpg", "k1_half.jpg", "k2_bright.jpg", "k3.jpg"}
+    assert matched == {
+        "k0_recompressed.jpg",
+        "k0_mirrored.jpg",
+        "k1_half.jpg",
+        "k2_bright.jpg",
+        "k3.jpg",
+        "v_mirrored_clip.mp4",
+    }
     assert [m.get("transform") for m in by_path["k0_mirrored.jpg"]["matches"]] == ["mirror_lr"]
-    for name in matched:
+    [video] = by_path.pop("v_mirrored_clip.mp4")["matches"]
+    known_video = Path(str(scenario["inbox"])).parent / "known" / "known_video.mp4"
+    named = "sha256:" + hashlib.sha256(known_video.read_bytes()).hexdigest()
+    assert video["signal"] == "vpdq" and video["labels"]["external_id"] == named
+    assert video["labels"]["video_match"]["rule"] == "clip_of_known_video"
+    assert set(video["labels"]["video_match"]["frame_variants"]) == {"mirror_lr"}
+    for name in matched - {"v_mirrored_clip.mp4"}:
         m = min(by_path[name]["matches"], key=lambda m: m["distance"])
         assert m["bank"] == "known" and m["signal"] == "pdq" and m["distance"] <= 31
         assert m["labels"]["category"] == "test-category"
@@ -124,6 +144,7 @@ def test_html_and_csv_reports_are_readable(scenario: dict[str, object]) -> None:
     html = Path(f"{scenario['report']}.html").read_text()
     assert "k1_half.jpg" in html and "test-category" in html and "truncated.jpg" in html
     assert "mirror_lr" in html  # the flipped copy names the variant it matched through
+    assert "video: clip_of_known_video" in html and "mirror_lr ×" in html  # and so does the mirrored clip
     assert "not conclusions" in html and "<script" in html
     exact_only = html.split('id="exact-only"', 1)[1].split("<h2", 1)[0]
     assert "one_colour.jpg" in exact_only and "k1_half.jpg" not in exact_only

@@ -12,6 +12,11 @@ video matches it. A query video's frames are searched in one batch; per known vi
   ``min_matched_s`` seconds, so scattered look-alike frames do not add up to a match;
 - shared segment when neither share is reached but at least ``min_segment_s`` seconds match at one time
   offset, densely (part of a known video inside unrelated footage).
+
+A query frame also matches through its variants (mirrored, turned, the picture inside bars) and a known
+frame through its views (zoomed, cropped to fill; see :mod:`vigie.signals.vpdq`). Frame pairs past the
+bank's threshold but within ``near_bits`` count only toward a match whose pairs line up in time (then the
+whole-video rule needs that too).
 """
 
 from __future__ import annotations
