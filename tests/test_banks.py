@@ -259,22 +259,40 @@ def test_variants_match_and_name_their_transform(store: BankStore) -> None:
     assert [(x.distance, x.transform) for x in res.matches] == [(4, "mirror_lr")]
 
 
-def test_near_hits_are_evidence_never_matches(store: BankStore) -> None:
+def _frames(n: int, rng: random.Random, of: str = "v.mp4") -> list[EntryIn]:
+    """Entries as `vigie bank add` makes them for a video's frames."""
+    extra = {"derived": "frame", "of": of, "frames": n}
+    return [EntryIn("pdq", rhex(64, rng), external_id=of, extra={**extra, "t": float(t)}) for t in range(n)]
+
+
+def test_near_hits_are_video_frames_and_evidence_never_matches(store: BankStore, tmp_path: Path) -> None:
     rng = random.Random(6)
-    known = [rhex(64, rng) for _ in range(3)]
-    _bank_with(store, "k", known, pdq_threshold=31)
-    m = Matcher.open(store.db)
-    query = flip(known[0], 45, rng)
+    store.create_bank("k", pdq_threshold=31)
+    frames = _frames(3, rng)
+    store.add_entries("k", [*frames, EntryIn("pdq", photo := rhex(64, rng))])
+    m = Matcher.open(store.db, tmp_path / "idx")
+    query = flip(frames[0].value, 45, rng)
     assert m.match(pdq=query, pdq_quality=100).matches == []
     [res] = m.match_many([{"pdq": query, "pdq_quality": 100}], near=64)
     assert res.matches == [] and [(x.bank, x.distance) for x in res.near] == [("k", 45)]
+    [res] = m.match_many([{"pdq": flip(photo, 45, rng), "pdq_quality": 100}], near=64)
+    assert res.near == []  # only video frames are searched that far: never the hash lists beside them
     [res] = m.match_many([{"pdq": query, "pdq_quality": 30}], near=64)
     assert res.near == []  # under the bank's minimum quality: no evidence either
-    [res] = m.match_many([{"pdq": flip(known[1], 20, rng), "pdq_quality": 100}], near=64)
+    [res] = m.match_many([{"pdq": flip(frames[1].value, 20, rng), "pdq_quality": 100}], near=64)
     assert [x.distance for x in res.matches] == [20] and res.near == []  # within the threshold: a match
+
+    m.save_snapshot()  # the frame index travels in snapshots and follows bank changes
+    store.set_enabled("k", [int(m.match(pdq=frames[1].value).matches[0].entry_id)], False)
+    store.add_entries("k", later := _frames(1, rng, "w.mp4"))
+    loaded = Matcher.open(store.db, tmp_path / "idx")
+    [res] = loaded.match_many([{"pdq": flip(later[0].value, 50, rng)}], near=64)
+    assert [x.labels["of"] for x in res.near] == ["w.mp4"]
+    [res] = loaded.match_many([{"pdq": flip(frames[1].value, 50, rng)}], near=64)
+    assert res.near == []  # a disabled frame is no evidence
     _bank_with(store, "fp", [query], kind="allow", pdq_threshold=31)
-    m.refresh()
-    [res] = m.match_many([{"pdq": query, "pdq_quality": 100}], near=64)
+    loaded.refresh()
+    [res] = loaded.match_many([{"pdq": query, "pdq_quality": 100}], near=64)
     assert res.near == [] and res.matches == []  # what an allow bank covers is not evidence
 
 

@@ -4,7 +4,8 @@ One PDQ index and one exact index per cryptographic hash hold every enabled entr
 entry ids). Searches use the widest bank threshold, then each hit is judged by its own bank's threshold and
 minimum quality, and allow banks (known false positives) suppress what they cover. Bank writes log ranges
 of changed entry ids; ``refresh`` re-reads just those rows, so a bank change never rebuilds the index
-(HMA's full rebuild-and-reload on every change is what took adopters' clusters down).
+(HMA's full rebuild-and-reload on every change is what took adopters' clusters down). A second PDQ index
+holds the video frames again, for the wider search video matching asks of them alone.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from vigie.signals.types import EXACT_SIGNALS, signal_type
 from vigie.store import Bank, Change, Database, Entry
 
 WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32}
-SNAPSHOT_FORMAT = 1
+_DERIVED = Entry.extra["derived"].as_string()
+"""What a derived entry is of its item ("frame" for a video's frames), read by the database from ``extra``."""
+SNAPSHOT_FORMAT = 2  # 2: with the video-frame index
 #: Changes committed out of order (concurrent writers on PostgreSQL) are re-read for this long.
 LOOKBACK_S = 30.0
 _BATCH = 200_000
@@ -49,6 +52,9 @@ class Matcher:
         self.db = db
         self.index_dir = index_dir
         self.pdq = PDQIndex()
+        self.frames = PDQIndex()
+        """The PDQ entries that are video frames (and their views) again, for the wider ``near`` search: a
+        video query scans them alone, never the hash lists beside them."""
         self.exact = {name: ExactIndex(w) for name, w in WIDTHS.items()}
         self.banks: dict[int, BankInfo] = {}
         self.last_seq = 0
@@ -87,7 +93,7 @@ class Matcher:
         while True:
             with self.db.session() as s:
                 rows = s.execute(
-                    sa.select(Entry.id, Entry.signal_type, Entry.value)
+                    sa.select(Entry.id, Entry.signal_type, Entry.value, _DERIVED)
                     .where(Entry.id > last, Entry.enabled.is_(True))
                     .order_by(Entry.id)
                     .limit(_BATCH)
@@ -99,15 +105,19 @@ class Matcher:
         self._load_banks()
 
     def _add_rows(self, rows: Sequence[Any]) -> None:
+        """Index (id, signal type, value, derived) rows."""
         by_type: dict[str, tuple[list[int], list[str]]] = {}
-        for rid, st, value in rows:
-            ids, vals = by_type.setdefault(st, ([], []))
+        for rid, st, value, derived in rows:
+            ids, vals = by_type.setdefault("frame" if st == "pdq" and derived == "frame" else st, ([], []))
             ids.append(rid)
             vals.append(value)
         for st, (ids, vals) in by_type.items():
             arr = np.asarray(ids, dtype=np.int64)
-            if st == "pdq":
-                self.pdq.add(arr, _decode(vals, 32))
+            if st in ("pdq", "frame"):
+                codes = _decode(vals, 32)
+                self.pdq.add(arr, codes)
+                if st == "frame":
+                    self.frames.add(arr, codes)
             elif st in self.exact:
                 self.exact[st].add(arr, _decode(vals, WIDTHS[st]))
 
@@ -157,15 +167,16 @@ class Matcher:
             end = min(hi, start + _BATCH - 1)
             with self.db.session() as s:
                 rows = s.execute(
-                    sa.select(Entry.id, Entry.signal_type, Entry.value, Entry.enabled).where(
+                    sa.select(Entry.id, Entry.signal_type, Entry.value, _DERIVED, Entry.enabled).where(
                         Entry.id.between(start, end)
                     )
                 ).all()
             span = np.arange(start, end + 1, dtype=np.int64)
             self.pdq.remove(span)
+            self.frames.remove(span)
             for idx in self.exact.values():
                 idx.remove(span)
-            self._add_rows([(r[0], r[1], r[2]) for r in rows if r[3]])
+            self._add_rows([r[:4] for r in rows if r[4]])
             start = end + 1
 
     # ------------------------------------------------------------------------------------- snapshots
@@ -179,6 +190,7 @@ class Matcher:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             self.pdq.save(tmp / "pdq")
+            self.frames.save(tmp / "frames")
             for name, idx in self.exact.items():
                 idx.save(tmp / name)
             manifest = {
@@ -200,6 +212,7 @@ class Matcher:
         if manifest.get("format") != SNAPSHOT_FORMAT:
             raise IndexStoreError(f"{index_dir}: unknown snapshot format {manifest.get('format')!r}")
         self.pdq = PDQIndex.load(index_dir / "pdq")
+        self.frames = PDQIndex.load(index_dir / "frames")
         self.exact = {name: ExactIndex.load(index_dir / name) for name in WIDTHS}
         self.last_seq = int(manifest["last_seq"])
         self._refreshed_at = float(manifest.get("saved_at") or 0.0)
@@ -242,7 +255,8 @@ class Matcher:
         """Matches for many items, with one PDQ search call for all of them.
 
         ``near`` > 0 also fills each result's ``near`` with PDQ hits past their bank's threshold but within
-        ``near`` bits (a wider search: past ~40 bits it scans the index, ~0.4 µs per query per 1,000 hashes).
+        ``near`` bits: the banks' video frames are searched that far (past ~40 bits a scan, ~0.4 µs per query
+        per 1,000 frames), everything else to the widest bank threshold as always.
         """
         hits: list[dict[tuple[str, int], tuple[int, str | None]]] = [{} for _ in items]
         with self._lock:
@@ -262,13 +276,18 @@ class Matcher:
                 for name, h in [(None, it.get("pdq")), *variants.items()]:
                     if h:
                         queries.append((i, name, signal_type("pdq").normalize(h)))
-            radius = max(self.max_radius, near)
-            if queries and len(self.pdq):
-                # a few queries finish in microseconds: extra threads would only spin (scan and service
-                # workers are already one process per core)
-                threads = 1 if len(queries) < SMALL_BATCH else None
-                nearest = self.pdq.search(_decode([q for _, _, q in queries], 32), radius, threads=threads)
-                for (i, name, _), res in zip(queries, nearest, strict=True):
+            radius = self.max_radius
+            searches = [(self.pdq, radius)]
+            if near > radius:
+                searches.append((self.frames, near))
+            codes = _decode([q for _, _, q in queries], 32) if queries else None
+            # a few queries finish in microseconds: extra threads would only spin (scan and service
+            # workers are already one process per core)
+            threads = 1 if len(queries) < SMALL_BATCH else None
+            for index, r in searches:
+                if codes is None or not len(index):
+                    continue
+                for (i, name, _), res in zip(queries, index.search(codes, r, threads=threads), strict=True):
                     for eid, dist in res:
                         key = ("pdq", int(eid))
                         if key not in hits[i] or dist < hits[i][key][0]:
