@@ -196,3 +196,18 @@ def test_zoomed_and_filled_copies_match_the_views_a_bank_keeps(bank: tuple[Match
         ev = hit["labels"]["video_match"]
         assert view in ev["frame_variants"] and abs(ev["offset_s"] - 4) <= 2, ev
         assert "view" not in hit["labels"]
+
+
+def test_a_bank_keeps_views_beside_each_frame_unless_told_not_to(photos: list[Path]) -> None:
+    from vigie.banks.model import BankInfo
+
+    item = Item("known.mp4", encode(video(photos[:2]), FPS, SIZE), "video/mp4")
+    bank = BankInfo(1, "videos", "match", 31, 50)
+    with_views = [e for e in entries_for_items([item], bank, LIMITS, {}) if not isinstance(e, str)]
+    plain = [e for e in entries_for_items([item], bank, LIMITS, {}, derived=False) if not isinstance(e, str)]
+    frames = [e for e in plain if e.signal_type == "pdq"]
+    views = [e for e in with_views if e.signal_type == "pdq" and (e.extra or {}).get("view")]
+    assert frames and all((e.extra or {}).get("derived") == "frame" for e in frames)
+    assert {(e.extra or {})["view"] for e in views} == {"crop_10", "fill_9x16"}  # a landscape video
+    assert len(with_views) - len(views) == len(plain)  # the frames themselves are the same either way
+    assert {e.extra["t"] for e in views if e.extra} <= {e.extra["t"] for e in frames if e.extra}
