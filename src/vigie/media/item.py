@@ -17,7 +17,7 @@ class Item:
     path: str
     data: bytes
     media_type: str | None = None
-    decoded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    decoded: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
     """Pixels one stage decoded, kept for the next: ``"rgb"`` is the whole image as Pillow's
     ``convert("RGB")`` gives it (read-only), left by hashing when it decoded that anyway (lossless and small
     images), so the watermark check does not decode a PNG a second time. It lives as long as the item."""
