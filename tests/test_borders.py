@@ -491,3 +491,21 @@ def test_verifier_takes_a_second_look_past_a_caption(photos: list[Path], tmp_pat
     assert verified >= 5 and matched >= 8, (verified, matched)  # the usual keypoints alone verify none
     for p in photos[10:18]:
         assert process_item(Item("u.jpg", jpeg(caption(load(p))), "image/jpeg"), ctx).matches == []
+
+
+def test_rgb_background_masks_are_the_per_colour_comparisons(photos: list[Path]) -> None:
+    """The compiled one-pass mask gives exactly what comparing each colour's bounds in numpy gives,
+    on whole images and on the strided and cropped views the search passes it."""
+    from vigie.signals.borders import _within, background_bounds, mask_within
+
+    rng = np.random.default_rng(2)
+    arrays = [rng.integers(0, 256, (90, 140, 3), dtype=np.uint8)]
+    arrays += [np.asarray(Image.open(p).convert("RGB")) for p in photos[:4]]
+    extra = (np.array([100, 90, 80], np.uint8), np.array([160, 170, 180], np.uint8))
+    for a in arrays:
+        for view in (a, a[::3, ::3], a[10:-10, 5:]):
+            bounds = [*background_bounds(view), extra]
+            expected = np.zeros(view.shape[:2], dtype=bool)
+            for lo, hi in bounds:
+                expected |= _within(view, lo, hi)
+            assert np.array_equal(mask_within(view, bounds), expected)

@@ -69,7 +69,7 @@ def hash_video(
     """PDQ of about ``fps`` frames per second; raises MediaError when no frame decodes.
 
     ``variants`` also hashes each frame's :attr:`FrameHash.variants`, as matching a query needs (the flips
-    come from the same DCT; the bars search costs ~8 ms a frame at 720p); otherwise ``views`` hashes each
+    come from the same DCT; the bars search costs ~4 ms a frame at 720p); otherwise ``views`` hashes each
     frame's :attr:`FrameHash.views`, as a bank entry needs.
     """
     out = []
