@@ -18,8 +18,9 @@ class FrameHash:
     pdq: str
     quality: int
     variants: dict[str, str] | None = field(default=None, compare=False)
-    """Query frames only: the frame mirrored and turned, and the picture inside any bars, by transform
-    name. Re-posted video is often mirrored or set in a frame of another shape."""
+    """Query frames only, by transform name: the frame mirrored and turned, the picture inside any bars,
+    and the middle band of a frame of the other orientation. Re-posted video is often mirrored or set in a
+    frame of another shape."""
     views: dict[str, PDQHash] | None = field(default=None, compare=False)
     """Bank frames only: the parts of the frame a re-post may keep alone (:func:`frame_views`)."""
 
