@@ -83,6 +83,17 @@ def _match_dicts(matcher: Matcher, sig: Any) -> tuple[list[dict[str, Any]], list
     return [enc(m) for m in res.matches], [enc(m) for m in res.suppressed]
 
 
+def video_match_dicts(matcher: Matcher, frames: Sequence[Any]) -> list[dict[str, Any]]:
+    """Known videos that a video's frames (:class:`~vigie.signals.vpdq.FrameHash`) match, as results carry
+    them; for uploads and for frames a platform sent alone."""
+    from vigie.banks.video import video_matches
+
+    return [
+        {**m.to_json(), "bank_kind": m.bank_kind, "transform": m.transform}
+        for m in video_matches(matcher, frames)
+    ]
+
+
 def process_item(item: Item, ctx: PipelineContext) -> ItemResult:
     """Hash, match and analyse one item; bad content becomes ``error``, never an exception."""
     from vigie.signals import hash_item
@@ -109,12 +120,7 @@ def process_item(item: Item, ctx: PipelineContext) -> ItemResult:
 
             out.matches += verified_matches(ctx.matcher, item.data, sig, ctx.limits)
         if sig.vpdq:
-            from vigie.banks.video import video_matches
-
-            out.matches += [
-                {**m.to_json(), "bank_kind": m.bank_kind, "transform": m.transform}
-                for m in video_matches(ctx.matcher, sig.vpdq)
-            ]
+            out.matches += video_match_dicts(ctx.matcher, sig.vpdq)
     if ctx.analyzers:
         findings = analyze_item(item, ctx.analyzers)
         out.findings = [f.to_dict() for f in findings]

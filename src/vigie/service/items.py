@@ -14,10 +14,9 @@ from vigie.analyzers import default_analyzers
 from vigie.analyzers.coverage import coverage_findings
 from vigie.analyzers.prompt_risk import context_findings
 from vigie.banks.matcher import Matcher
-from vigie.banks.video import video_matches
 from vigie.errors import NotFoundError
 from vigie.media import Item, is_image, sniff
-from vigie.pipeline import PipelineContext, process_item
+from vigie.pipeline import PipelineContext, process_item, video_match_dicts
 from vigie.policy import Policy
 from vigie.service.idempotency import Claim
 from vigie.service.webhooks import enqueue
@@ -113,10 +112,7 @@ class Items:
         found = matcher.match(**clean)
         matches = [{**m.to_json(), "bank_kind": m.bank_kind} for m in found.matches]
         if frames:
-            matches += [
-                {**m.to_json(), "bank_kind": m.bank_kind, "transform": m.transform}
-                for m in video_matches(matcher, frames)
-            ]
+            matches += video_match_dicts(matcher, frames)
             clean["vpdq_frames"] = len(frames)
         quality: int | None = hashes.get("pdq_quality") if clean.get("pdq") else None
         covered = [f.to_dict() for f in coverage_findings(None, quality)]
