@@ -94,7 +94,7 @@ def _query_views(gray: np.ndarray, small: np.ndarray | None = None) -> list[feat
     Points are mapped back to the whole view's coordinates, so the reported transform says where it sits.
     ``small``, if given, is ``gray`` already scaled for the whole view.
     """
-    whole = features.extract(features.scaled(gray) if small is None else small)
+    whole = features.extract(gray if small is None else small)  # extract() scales what it is given
     if whole is None:
         return []
     views = [whole]

@@ -80,20 +80,16 @@ def _uint8_bounds(colour: np.ndarray, tol: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def mask_within(rgb: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Pixels of ``rgb`` inside any of the colour ``bounds``."""
-    if rgb.ndim == 2:
-        rgb = rgb[:, :, None]
-    if rgb.shape[2] == 1 and bounds:  # luma: one table lookup instead of a pass per colour
+    """Pixels of ``rgb`` (uint8 RGB or luma) inside any of the colour ``bounds``."""
+    if not bounds:
+        return np.zeros(rgb.shape[:2], dtype=bool)
+    if rgb.ndim == 2 or rgb.shape[2] == 1:  # luma: one table lookup instead of a pass per colour
         table = np.zeros(256, dtype=bool)
         for lo8, hi8 in bounds:
             table[int(lo8[0]) : int(hi8[0]) + 1] = True
-        return table[rgb[:, :, 0]]
-    if rgb.shape[2] == 3 and bounds:  # one pass over the pixels for every colour (numpy: ~8 per colour)
-        return _mask_rgb(rgb, np.stack([b[0] for b in bounds]), np.stack([b[1] for b in bounds]))
-    mask = np.zeros(rgb.shape[:2], dtype=bool)
-    for lo8, hi8 in bounds:
-        mask |= _within(rgb, lo8, hi8)
-    return mask
+        return table[rgb if rgb.ndim == 2 else rgb[:, :, 0]]
+    # RGB: one pass over the pixels for every colour (numpy made ~8 full-size temporaries per colour)
+    return _mask_rgb(rgb, np.stack([b[0] for b in bounds]), np.stack([b[1] for b in bounds]))
 
 
 @njit(cache=True, nogil=True)
