@@ -672,3 +672,45 @@ def test_videos_uploaded_or_sent_as_frames_match_known_videos(
     for bad in ([[-1, "0" * 64, 90]], [[1, "zz" * 32, 90]], [[1, "0" * 64, 101]], [[1, "0" * 64]], ["x"]):
         r = c.post("/v1/items", json={"vpdq": bad}, headers=it)
         assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", bad
+
+
+def test_hash_only_items_name_the_derived_entry_they_met(env: dict[str, object], photos: list[Path]) -> None:
+    """A platform that hashes a cropped copy itself gets the same evidence as an upload of it: the match
+    names the bank entry's crop it met (``transform``), recorded with the item."""
+    import io
+
+    from PIL import Image
+
+    from vigie.banks import BankStore
+    from vigie.banks.ingest import DERIVED, entries_for_items
+    from vigie.media import Item
+    from vigie.settings import MediaLimits
+    from vigie.signals import hash_item
+
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    settings: Settings = env["settings"]  # type: ignore[assignment]
+    store = BankStore(open_db(settings.database_url))
+    store.create_bank("media")
+    im = Image.open(photos[3]).convert("RGB")
+    im.thumbnail((1000, 1000))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=92)
+    got = entries_for_items([Item("k.jpg", buf.getvalue())], store.get_bank("media"), MediaLimits(), {})
+    store.add_entries("media", [e for e in got if not isinstance(e, str)])
+    w, h = im.size
+    buf = io.BytesIO()
+    im.crop((w // 10, h // 10, w - w // 10, h - h // 10)).save(buf, "JPEG", quality=85)
+    sig = hash_item(Item("c.jpg", buf.getvalue()), MediaLimits())
+    it = auth(env, "items:write")
+    body = {"pdq": sig.pdq, "pdq_quality": sig.pdq_quality}
+    for _ in range(40):  # the bank was written behind the service's back: wait for its refresh
+        r = c.post("/v1/items", json=body, headers=it).json()
+        if r["decision"]["action"] != "allow":
+            break
+        time.sleep(0.1)
+    [m] = r["decision"]["reasons"][0]["evidence"]
+    assert m["signal"] == "pdq" and m["transform"] in DERIVED, m
+    stored = c.get(f"/v1/items/{r['item_id']}", headers=it).json()
+    assert stored["matches"][0]["transform"] == m["transform"]
+    up = c.post("/v1/items", files={"file": ("c.jpg", buf.getvalue(), "image/jpeg")}, headers=it).json()
+    assert up["decision"]["reasons"][0]["evidence"][0]["transform"].endswith(m["transform"])

@@ -13,6 +13,7 @@ from vigie.settings import MediaLimits
 
 if TYPE_CHECKING:
     from vigie.banks.matcher import Matcher
+    from vigie.banks.model import Match
 
 
 @dataclass
@@ -60,6 +61,15 @@ def error_result(err: ItemError) -> ItemResult:
     return ItemResult(path=err.path, error=f"{err.reason}: {err.message}")
 
 
+def match_record(m: Match) -> dict[str, Any]:
+    """A match as results, recorded items and answers carry it: with its bank's kind, and the transform
+    (flip, derived crop, video rule) through which it was found, so a reviewer sees what produced it."""
+    out = {**m.to_json(), "bank_kind": m.bank_kind}
+    if m.transform:
+        out["transform"] = m.transform
+    return out
+
+
 def _match_dicts(matcher: Matcher, sig: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     from vigie.signals.pdq import DIHEDRAL_NAMES
 
@@ -74,13 +84,7 @@ def _match_dicts(matcher: Matcher, sig: Any) -> tuple[list[dict[str, Any]], list
         pdq_variants=variants or None,
     )
 
-    def enc(m: Any) -> dict[str, Any]:
-        out = {**m.to_json(), "bank_kind": m.bank_kind}
-        if m.transform:
-            out["transform"] = m.transform
-        return out
-
-    return [enc(m) for m in res.matches], [enc(m) for m in res.suppressed]
+    return [match_record(m) for m in res.matches], [match_record(m) for m in res.suppressed]
 
 
 def video_match_dicts(matcher: Matcher, frames: Sequence[Any]) -> list[dict[str, Any]]:
@@ -88,10 +92,7 @@ def video_match_dicts(matcher: Matcher, frames: Sequence[Any]) -> list[dict[str,
     them; for uploads and for frames a platform sent alone."""
     from vigie.banks.video import video_matches
 
-    return [
-        {**m.to_json(), "bank_kind": m.bank_kind, "transform": m.transform}
-        for m in video_matches(matcher, frames)
-    ]
+    return [match_record(m) for m in video_matches(matcher, frames)]
 
 
 def process_item(item: Item, ctx: PipelineContext) -> ItemResult:

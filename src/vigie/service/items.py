@@ -16,7 +16,7 @@ from vigie.analyzers.prompt_risk import context_findings
 from vigie.banks.matcher import Matcher
 from vigie.errors import NotFoundError
 from vigie.media import Item, is_image, sniff
-from vigie.pipeline import PipelineContext, process_item, video_match_dicts
+from vigie.pipeline import PipelineContext, match_record, process_item, video_match_dicts
 from vigie.policy import Policy
 from vigie.service.idempotency import Claim
 from vigie.service.webhooks import enqueue
@@ -110,7 +110,7 @@ class Items:
         }
         clean["pdq_quality"] = hashes.get("pdq_quality")
         found = matcher.match(**clean)
-        matches = [{**m.to_json(), "bank_kind": m.bank_kind} for m in found.matches]
+        matches = [match_record(m) for m in found.matches]
         if frames:
             matches += video_match_dicts(matcher, frames)
             clean["vpdq_frames"] = len(frames)
