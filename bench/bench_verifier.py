@@ -1,7 +1,7 @@
 """The verifier's candidate set at scale: vigie's VerifiableSet against the numpy search it replaced.
 
 A synthetic media bank on SQLite: N media entries as `vigie bank add` makes them (a PDQ entry with packed
-local features of 250 keypoints, 11 derived crop/tilt entries), random hashes (no images are needed to
+local features of 250 keypoints, a derived entry per crop, tilt and band cut it stores), random hashes (no images are needed to
 time a candidate search). Measured in one run:
 - reading the whole set (what every bank change cost before it was kept up to date), its memory;
 - candidate search per query (3 query hashes, radius 90, 8 candidates), vigie's kernel against the
@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vigie.banks import BankStore, EntryIn
+from vigie.banks import BankStore, EntryIn, ingest
 from vigie.banks.matcher import Matcher
 from vigie.signals import features
 from vigie.store import open_db
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-DERIVED = 11
+DERIVED = len(ingest.DERIVED)
 
 
 def reference_search(

@@ -50,6 +50,36 @@ def test_fast_decode_path_is_conformant_on_every_shared_photo(photos: list[Path]
     assert checked >= 15
 
 
+def test_hashing_a_query_from_its_luma_gives_the_same_bits(photos: list[Path]) -> None:
+    """A query's hashes are taken from its luma, converted once: the same PDQ, quality and trims as hashing
+    the RGB, for lossless images and for JPEGs too flat for the reduced decode (decoded whole)."""
+    from vigie.signals.borders import trimmed_hashes
+    from vigie.signals.pdq import hash_image_pixels
+
+    flat_jpeg = Image.new("RGB", (900, 600), (90, 120, 150))
+    flat_jpeg.paste(Image.new("RGB", (300, 200), (96, 124, 152)), (100, 100))
+    for im in [*(Image.open(p).convert("RGB").resize((640, 420)) for p in photos[:4]), flat_jpeg]:
+        for fmt in ("PNG", "JPEG"):
+            buf = io.BytesIO()
+            im.save(buf, fmt)
+            with Image.open(buf) as a:
+                plain, _, rgb, none = hash_image_pixels(a)
+            with Image.open(buf) as b:
+                query, variants, px, gray = hash_image_pixels(b, dihedral=True)
+            assert none is None and gray is not None and variants and variants[0] == query.hex
+            assert query == plain
+            if rgb is not None and rgb.ndim == 3:  # decoded whole: the luma hashed is that RGB's
+                assert gray.dtype == np.float32 and gray.shape == rgb.shape[:2]
+                assert px is not None and trimmed_hashes(px, im.size, gray) == trimmed_hashes(rgb, im.size)
+    big = np.zeros((4100, 4000, 3), np.uint8)  # past LUMA_MAX_PIXELS the RGB stands in for its luma
+    big[1000:3000, 1000:3000] = 200
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "PNG", compress_level=1)
+    with Image.open(buf) as c:
+        query, _, px, gray = hash_image_pixels(c, dihedral=True)
+    assert gray is px and query.quality > 0
+
+
 def test_dihedral_variants_match_transformed_images(photos: list[Path]) -> None:
     with Image.open(photos[5]) as im:
         im = im.convert("RGB")

@@ -2,8 +2,9 @@
 
 A re-upload cropped by a few percent, or turned by a few degrees, is far from the original's PDQ (Thorn
 measured 9% recall at 99.99% precision for a 5% crop) and cannot be undone from the query side. When a bank
-entry is made from the media itself, the standard crops and small rotations of it are hashed too and stored
-as *derived* entries of the same item (``extra = {"derived": "<transform>", "of": <external id>}``): the
+entry is made from the media itself, the standard crops and small rotations of it, and the picture without
+its top or bottom band (where captions and logos go), are hashed too and stored as *derived* entries of the
+same item (``extra = {"derived": "<transform>", "of": <external id>}``): the
 matcher reports a hit on one as a match of the item, naming the transform; exports leave them out, since
 they are vigie's own search aids rather than hashes anyone vouched for. Entries imported from hash lists
 have no media, hence no derived signals.
@@ -27,7 +28,7 @@ from vigie.banks.model import BankInfo, EntryIn
 from vigie.banks.video import distinct_frames
 from vigie.media import Item, decode_errors, open_image
 from vigie.settings import MediaLimits
-from vigie.signals import features, hash_item
+from vigie.signals import bands, features, hash_item
 from vigie.signals.pdq import MIN_QUALITY, WEAK_SPREAD, dct_spread, hash_array
 
 NameBy = Literal["sha256", "name", "path"]
@@ -70,7 +71,8 @@ def _rotate(deg: float, crop: bool = False) -> Callable[[Image.Image], Image.Ima
 
 
 #: What a re-upload most often does that PDQ cannot see through: centred crops, crops from one corner,
-#: and small tilts (corners filled black, as an editor leaves them).
+#: small tilts (corners filled black, as an editor leaves them), and a caption or logo laid over the top
+#: or bottom band, met by the picture without that band (a query hashes its own cuts, ``signals/bands.py``).
 DERIVED: dict[str, Callable[[Image.Image], Image.Image]] = {
     "crop_c05": _crop(0.05, 0.05, 0.05, 0.05),
     "crop_c10": _crop(0.10, 0.10, 0.10, 0.10),
@@ -83,6 +85,8 @@ DERIVED: dict[str, Callable[[Image.Image], Image.Image]] = {
     "rotate_-3": _rotate(-3),
     "rotate_+3c": _rotate(3, crop=True),
     "rotate_-3c": _rotate(-3, crop=True),
+    "cut_top": _crop(0.0, bands.CUT, 0.0, 0.0),
+    "cut_bottom": _crop(0.0, 0.0, 0.0, bands.CUT),
 }
 
 

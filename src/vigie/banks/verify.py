@@ -33,7 +33,7 @@ def verified_matches(
     # are worth a look: a match then rests on the keypoints' geometry alone. A flat image has no keypoints.
     if not features.available() or not sig.pdq or not sig.pdq_quality:
         return []
-    hexes = [sig.pdq, *(sig.pdq_extra or {}).values()]
+    hexes = [sig.pdq, *(sig.pdq_extra or {}).values(), *(sig.pdq_hints or ())]
     cands = matcher.verify_candidates(hexes, VERIFY_RADIUS, MAX_CANDIDATES)
     if not cands:
         return []

@@ -224,17 +224,21 @@ def picture_boxes(px: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
     return boxes
 
 
-def trimmed_hashes(px: np.ndarray, full_size: tuple[int, int]) -> dict[str, str]:
+def trimmed_hashes(
+    px: np.ndarray, full_size: tuple[int, int], luma: np.ndarray | None = None
+) -> dict[str, str]:
     """PDQ hashes of each :func:`picture_boxes` box, by name; empty for an unframed image.
 
     ``px`` are the pixels PDQ hashing already decoded (reduced luma for large JPEGs, or RGB) of an image
-    of ``full_size``, so nothing is decoded twice.
+    of ``full_size``, so nothing is decoded twice; ``luma``, when given, is their luma, hashed instead
+    (the same bits, without converting colour again).
     """
     h, w = px.shape[:2]
+    src = px if luma is None else luma
     out: dict[str, str] = {}
     kx, ky = full_size[0] / w, full_size[1] / h
     for name, (a0, b0, a1, b1) in picture_boxes(px).items():
-        hsh = hash_pixels(px[b0:b1, a0:a1], (round((a1 - a0) * kx), round((b1 - b0) * ky)))
+        hsh = hash_pixels(src[b0:b1, a0:a1], (round((a1 - a0) * kx), round((b1 - b0) * ky)))
         if hsh.quality > 0 and hsh.hex not in out.values():
             out[name] = hsh.hex
     return out

@@ -10,6 +10,7 @@ from typing import Any
 from vigie.errors import MediaError
 from vigie.media import Item, ItemError, decode_errors, is_video, iter_file, open_image
 from vigie.settings import MediaLimits
+from vigie.signals.bands import band_hashes
 from vigie.signals.borders import trimmed_hashes
 from vigie.signals.crypto import crypto_hashes
 from vigie.signals.pdq import hash_image_pixels
@@ -30,6 +31,8 @@ class ItemSignals:
     pdq_dihedral: list[str] | None = None
     pdq_extra: dict[str, str] | None = None
     """Extra query hashes by name, e.g. ``trim``: the picture inside a frame (see ``borders.py``)."""
+    pdq_hints: list[str] | None = None
+    """Query hashes too flat to match by (quality < 50) that still pick entries for the keypoint verifier."""
     vpdq: list[FrameHash] | None = None
     error: str | None = None
 
@@ -74,13 +77,17 @@ def hash_item(
             im = open_image(item.data, limits)
             size = im.size  # before decoding: a reduced JPEG decode (draft) shrinks im.size
             with im, decode_errors():
-                h, variants, px = hash_image_pixels(im, dihedral=dihedral)
+                h, variants, px, gray = hash_image_pixels(im, dihedral=dihedral)
             if px is not None and px.ndim == 3 and (px.shape[1], px.shape[0]) == size:
                 px.flags.writeable = False
                 item.decoded["rgb"] = px  # the whole image: the watermark check needs just this
             sig.pdq, sig.pdq_quality, sig.pdq_dihedral = h.hex, h.quality, variants
-            if dihedral and px is not None:  # hashing for matching: also the picture inside a frame
-                sig.pdq_extra = {k: v for k, v in trimmed_hashes(px, size).items() if v != h.hex} or None
+            if dihedral and px is not None and gray is not None:  # for matching: the picture inside
+                # a frame, and the picture without its top or bottom band (captions and logos go there)
+                cuts, flat = band_hashes(gray, size)
+                sig.pdq_hints = flat or None
+                extra = {**trimmed_hashes(px, size, gray), **cuts}
+                sig.pdq_extra = {k: v for k, v in extra.items() if v != h.hex} or None
             if sig.media_type is None:
                 sig.media_type = f"image/{(im.format or 'unknown').lower()}"
     except MediaError as exc:

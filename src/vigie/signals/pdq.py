@@ -37,6 +37,8 @@ FRAGILE_SPREAD = 4.0
 #: The usual matching threshold (Hamming distance) and minimum quality, per Meta's guidance.
 MATCH_DISTANCE = 31
 MIN_QUALITY = 50
+#: Largest image (pixels) whose luma a query keeps for its other hashes: 64 MB of float32.
+LUMA_MAX_PIXELS = 16_000_000
 #: Like the reference, images narrower or shorter than this get the all-zero hash with quality 0.
 MIN_HASHABLE_DIM = 5
 _ZERO = "0" * 64
@@ -182,6 +184,18 @@ def _downsample(pixels: np.ndarray, full_size: tuple[int, int]) -> np.ndarray:
     return _cols(rows, hlo, hhi, hw)
 
 
+@njit(cache=True, nogil=True)
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """Float32 luma of RGB pixels by the arithmetic of :func:`_rows_rgb` (and so of pdqhash): hashed as
+    luma, it gives the same bits, and a query's other hashes need not convert colour again."""
+    h, w, _ = rgb.shape
+    out = np.empty((h, w), np.float32)
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = np.float32(rgb[y, x, 0] * 0.299 + rgb[y, x, 1] * 0.587 + rgb[y, x, 2] * 0.114)
+    return out
+
+
 def _dct_matrix() -> np.ndarray:
     d = np.empty((16, 64), np.float32)
     scale = math.sqrt(2.0 / 64.0)
@@ -266,9 +280,11 @@ def _jpeg_scale(full: tuple[int, int]) -> int:
     return 1
 
 
-def _jpeg_coefficients(im: Image.Image) -> tuple[np.ndarray, int, np.ndarray] | None:
-    """Coefficients (and the pixels they came from) from a reduced luma-only JPEG decode; None (nothing
-    decoded) where that does not apply.
+def _jpeg_coefficients(
+    im: Image.Image, keep_luma: bool = False
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray | None] | None:
+    """Coefficients, the pixels they came from and (``keep_luma``) those pixels' luma, from a reduced
+    luma-only JPEG decode; None (nothing decoded) where that does not apply.
 
     A fragile hash (tiny DCT spread) is recomputed from the full RGB decode, reopened from the same source
     since ``draft`` cannot be undone.
@@ -280,15 +296,27 @@ def _jpeg_coefficients(im: Image.Image) -> tuple[np.ndarray, int, np.ndarray] | 
     s = _jpeg_scale(full)
     im.draft("L", (full[0] // s, full[1] // s))
     if im.mode != "L":  # pragma: no cover - draft declined (not expected for a single-tile JPEG)
-        px = _exact_pixels(im)
-        return (*_coefficients(px), px)
+        return _exact_coefficients(_exact_pixels(im), keep_luma)
     luma = np.asarray(im)
     coef, q = _coefficients(luma, full)
     if q < MIN_QUALITY or _spread(coef) >= FRAGILE_SPREAD:
-        return coef, q, luma
+        return coef, q, luma, luma if keep_luma else None
     with _reopen(im, source) as again:  # decided by sub-grey-level differences: take exact pixels
-        px = _exact_pixels(again)
-        return (*_coefficients(px), px)
+        return _exact_coefficients(_exact_pixels(again), keep_luma)
+
+
+def _exact_coefficients(
+    px: np.ndarray, keep_luma: bool
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray | None]:
+    """Coefficients of RGB pixels, the pixels, and (``keep_luma``) their float32 luma, converted once:
+    hashing luma gives the same bits as hashing the RGB it came from. Past :data:`LUMA_MAX_PIXELS` the RGB
+    stands in for its luma, since a copy would cost more memory than converting colour on each hash."""
+    if not keep_luma:
+        return (*_coefficients(px), px, None)
+    if px.shape[0] * px.shape[1] > LUMA_MAX_PIXELS:
+        return (*_coefficients(px), px, px)
+    gray = _luma(np.ascontiguousarray(px))
+    return (*_coefficients(gray), px, gray)
 
 
 def _reopen(im: Image.Image, source: object) -> Image.Image:
@@ -308,32 +336,31 @@ def hash_image(im: Image.Image, dihedral: bool = False) -> tuple[PDQHash, list[s
 
     Decoding errors propagate: callers wrap this in :func:`vigie.media.decode_errors`.
     """
-    h, variants, _ = hash_image_pixels(im, dihedral)
+    h, variants, _, _ = hash_image_pixels(im, dihedral)
     return h, variants
 
 
 def hash_image_pixels(
     im: Image.Image, dihedral: bool = False
-) -> tuple[PDQHash, list[str] | None, np.ndarray | None]:
-    """:func:`hash_image` plus the pixels it hashed (reduced luma for large JPEGs, else RGB), for reuse.
+) -> tuple[PDQHash, list[str] | None, np.ndarray | None, np.ndarray | None]:
+    """:func:`hash_image` plus the pixels it hashed (reduced luma for large JPEGs, else RGB) and, with
+    ``dihedral``, their luma (float32 for RGB; the RGB itself past :data:`LUMA_MAX_PIXELS`), for the
+    query's other hashes to reuse.
 
     A reduced JPEG decode shrinks ``im.size`` (``draft``): read the full size before calling, to know
     what the returned pixels stand for.
     """
     if min(im.size) < MIN_HASHABLE_DIM:
-        return PDQHash(_ZERO, 0), ([_ZERO] * 8 if dihedral else None), None
-    fast = _jpeg_coefficients(im)
-    if fast is not None:
-        coef, q, px = fast
-    else:
-        px = _exact_pixels(im)
-        coef, q = _coefficients(px)
+        return PDQHash(_ZERO, 0), ([_ZERO] * 8 if dihedral else None), None, None
+    fast = _jpeg_coefficients(im, keep_luma=dihedral)
+    coef, q, px, gray = fast if fast is not None else _exact_coefficients(_exact_pixels(im), dihedral)
     variants = dihedral_hexes(coef) if dihedral else None
-    return PDQHash(variants[0] if variants else _bits_to_hex(coef), q), variants, px
+    return PDQHash(variants[0] if variants else _bits_to_hex(coef), q), variants, px, gray
 
 
 def hash_pixels(px: np.ndarray, full_size: tuple[int, int] | None = None) -> PDQHash:
-    """PDQ of luma (h, w) or RGB (h, w, 3) uint8 pixels, optionally a reduced decode of ``full_size``."""
+    """PDQ of luma (h, w) (uint8, or float32 as :func:`hash_image_pixels` hands it back) or RGB (h, w, 3)
+    uint8 pixels, optionally a reduced decode of ``full_size``."""
     if min(full_size or px.shape[1::-1]) < MIN_HASHABLE_DIM:
         return PDQHash(_ZERO, 0)
     coef, q = _coefficients(np.ascontiguousarray(px), full_size)

@@ -1,0 +1,41 @@
+"""The picture without its top or its bottom band, where reposts lay captions, watermarks and logos.
+
+A caption across a smooth picture moves its PDQ 90-110 bits and takes the corners the keypoint verifier
+needs, and nothing done to the query alone can lift it off. What both sides can do is hash the part of the
+picture such an overlay leaves alone. A bank entry made from media keeps the PDQs of its picture without the
+top band and without the bottom band, as derived entries (``vigie.banks.ingest.DERIVED``). A query is hashed
+the same two ways, so a copy captioned at the bottom meets the entry's ``cut_bottom`` with its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vigie.signals.pdq import MIN_QUALITY, hash_pixels
+
+CUT = 0.25
+"""The share of the height a band takes: meme captions, repost handles and corner logos sit within it."""
+
+
+def band_rows(h: int) -> dict[str, tuple[int, int]]:
+    """Row ranges [start, end) of a picture ``h`` rows high without its top band and without its bottom."""
+    k = round(h * CUT)
+    return {"cut_top": (k, h), "cut_bottom": (0, h - k)}
+
+
+def band_hashes(px: np.ndarray, full_size: tuple[int, int]) -> tuple[dict[str, str], list[str]]:
+    """PDQs of ``px`` without each band, by name, and those of cuts too flat to match by (quality < 50).
+
+    ``px`` are luma (or RGB) pixels of an image of ``full_size``, a reduced decode hashed as the same rows
+    of the full image would be (see :func:`hash_pixels`). Flat cuts are left to pick entries for the
+    keypoint verifier only, as a bank keeps its own flat cuts as hints."""
+    ky = full_size[1] / px.shape[0]
+    out: dict[str, str] = {}
+    flat: list[str] = []
+    for name, (b0, b1) in band_rows(px.shape[0]).items():
+        hsh = hash_pixels(px[b0:b1], (full_size[0], round((b1 - b0) * ky)))
+        if hsh.quality >= MIN_QUALITY:
+            out[name] = hsh.hex
+        elif hsh.quality > 0:
+            flat.append(hsh.hex)
+    return out, flat
