@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_robustness import build_bank, encode, originals
 from robustness import TRANSFORMS
 from vigie.banks.matcher import Matcher
-from vigie.banks.verify import MAX_CANDIDATES, VERIFY_RADIUS, verified_matches
+from vigie.banks.verify import VERIFY_RADIUS, candidates, verified_matches
 from vigie.media import Item
 from vigie.settings import MediaLimits
 from vigie.signals import hash_item
@@ -72,8 +72,7 @@ def main() -> int:
             sig = hash_item(Item(name, data, "image/jpeg"), limits, dihedral=True)
             if not sig.pdq:
                 continue
-            hexes = [sig.pdq, *(sig.pdq_extra or {}).values()]
-            cands = matcher.verify_candidates(hexes, VERIFY_RADIUS, MAX_CANDIDATES)
+            cands = candidates(matcher, sig)
             t0 = time.perf_counter()
             got = verified_matches(matcher, data, sig, limits)
             rows.append(

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from test_borders import jpeg, load
-from vigie.banks import BankStore, EntryIn
-from vigie.banks.ingest import DERIVED, entries_for_paths
+from test_borders import _media_bank, jpeg, load
+from vigie.banks.ingest import DERIVED
 from vigie.banks.matcher import Matcher
 from vigie.media import Item
 from vigie.pipeline import PipelineContext, process_item
@@ -17,7 +16,6 @@ from vigie.settings import MediaLimits
 from vigie.signals import hash_item
 from vigie.signals.bands import band_hashes, band_rows
 from vigie.signals.pdq import distance, hash_array
-from vigie.store import open_db
 
 LIMITS = MediaLimits()
 
@@ -89,15 +87,8 @@ def test_captioned_and_stamped_copies_match_once_through_a_band(
 ) -> None:
     """A bank made by `vigie bank add`; copies under a caption or a logo match their own item once, at the
     production threshold, naming the cut; other photos under the same caption and logo match nothing."""
-    store = BankStore(open_db(db_url))
-    store.create_bank("known")
-    folder = tmp_path / "known"
-    folder.mkdir()
-    for p in photos[:8]:
-        (folder / p.name).write_bytes(jpeg(load(p)))
-    bank = store.get_bank("known")
-    got = entries_for_paths([folder], bank, LIMITS, {"category": "stand-in"}, name_by="name")
-    store.add_entries("known", [e for e in got if isinstance(e, EntryIn)])
+    store, entries = _media_bank(db_url, photos[:8], tmp_path)
+    store.add_entries("known", entries)
     ctx = PipelineContext(limits=LIMITS, matcher=Matcher.open(store.db))
     by_band = 0
     for p in photos[:8]:
@@ -110,3 +101,34 @@ def test_captioned_and_stamped_copies_match_once_through_a_band(
     for p in photos[10:18]:  # other photos under the same caption and logo: nothing
         for alter in (captioned, stamped):
             assert process_item(Item("u.jpg", jpeg(alter(load(p)), 80), "image/jpeg"), ctx).matches == []
+
+
+def test_band_cuts_pick_entries_to_verify_only_when_near(
+    db_url: str, photos: list[Path], tmp_path: Path
+) -> None:
+    """Unrelated pictures' cuts lie nearer each other than whole pictures do: a query's cut makes an entry a
+    candidate for the verifier within CUT_RADIUS of it, its whole PDQ within VERIFY_RADIUS."""
+    from vigie.banks.verify import CUT_RADIUS, VERIFY_RADIUS, candidates
+    from vigie.signals.item import ItemSignals
+
+    store, entries = _media_bank(db_url, photos[:3], tmp_path)
+    store.add_entries("known", entries)
+    matcher = Matcher.open(store.db)
+    cut = next(e.value for e in entries if (e.extra or {}).get("derived") == "cut_top")
+    rng = np.random.default_rng(5)
+
+    def away(value: str, bits: int) -> str:
+        n = int(value, 16)
+        for b in rng.choice(256, bits, replace=False):
+            n ^= 1 << int(b)
+        return f"{n:064x}"
+
+    far = next(h for h in (f"{int(rng.integers(0, 2**62)):016x}" * 4 for _ in range(50))
+               if not matcher.verify_candidates([h], VERIFY_RADIUS, 8))  # fmt: skip
+    for bits, expected in ((CUT_RADIUS - 6, True), (CUT_RADIUS + 8, False)):
+        sig = ItemSignals("q", pdq=far, pdq_quality=90, pdq_extra={"cut_top": away(cut, bits)})
+        assert bool(candidates(matcher, sig)) is expected, bits
+        sig = ItemSignals("q", pdq=far, pdq_quality=90, pdq_hints=[away(cut, bits)])  # a flat cut, the same
+        assert bool(candidates(matcher, sig)) is expected, bits
+    sig = ItemSignals("q", pdq=away(cut, CUT_RADIUS + 8), pdq_quality=90)  # as a whole PDQ: the wide band
+    assert candidates(matcher, sig)

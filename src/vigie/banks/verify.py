@@ -9,7 +9,7 @@ import numpy as np
 
 from vigie.media import decode_errors, open_image
 from vigie.settings import MediaLimits
-from vigie.signals import features
+from vigie.signals import bands, features
 from vigie.signals.borders import picture_boxes
 
 if TYPE_CHECKING:
@@ -23,6 +23,22 @@ within 100: a wider band would verify nearly every upload against a media bank, 
 MAX_CANDIDATES = 8
 """Nearest media entries verified per query: tiles and crops of one photo sit near each other, so a
 smaller number let siblings crowd the true entry out."""
+CUT_RADIUS = 70
+"""The same for a query's band cuts (``signals/bands.py``), nearer: see :func:`candidates`."""
+
+
+def candidates(matcher: Matcher, sig: ItemSignals) -> list[tuple[int, int]]:
+    """Media entries to verify for a query, nearest first: those within :data:`VERIFY_RADIUS` of its PDQ or
+    of its frame trims, flips and rotations, and those within :data:`CUT_RADIUS` of its band cuts (flat ones
+    included). A cut is a quarter less picture, and unrelated pictures' cuts lie nearer each other: at 90
+    bits they gave 14% of unrelated uploads a candidate against 55 media entries, where 5.5% had one."""
+    extra = sig.pdq_extra or {}
+    wide = [sig.pdq or "", *(v for k, v in extra.items() if k not in bands.NAMES)]
+    found = dict(matcher.verify_candidates(wide, VERIFY_RADIUS, MAX_CANDIDATES))
+    cuts = [*(v for k, v in extra.items() if k in bands.NAMES), *(sig.pdq_hints or ())]
+    for eid, dist in matcher.verify_candidates(cuts, CUT_RADIUS, MAX_CANDIDATES) if cuts else ():
+        found[eid] = min(dist, found.get(eid, dist))
+    return sorted(found.items(), key=lambda c: (c[1], c[0]))[:MAX_CANDIDATES]
 
 
 def verified_matches(
@@ -33,8 +49,7 @@ def verified_matches(
     # are worth a look: a match then rests on the keypoints' geometry alone. A flat image has no keypoints.
     if not features.available() or not sig.pdq or not sig.pdq_quality:
         return []
-    hexes = [sig.pdq, *(sig.pdq_extra or {}).values(), *(sig.pdq_hints or ())]
-    cands = matcher.verify_candidates(hexes, VERIFY_RADIUS, MAX_CANDIDATES)
+    cands = candidates(matcher, sig)
     if not cands:
         return []
     with open_image(data, limits) as im, decode_errors():

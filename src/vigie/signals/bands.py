@@ -17,10 +17,14 @@ CUT = 0.25
 """The share of the height a band takes: meme captions, repost handles and corner logos sit within it."""
 
 
+NAMES = ("cut_top", "cut_bottom")
+"""The cuts' names, as query variants and as a bank entry's derived entries."""
+
+
 def band_rows(h: int) -> dict[str, tuple[int, int]]:
     """Row ranges [start, end) of a picture ``h`` rows high without its top band and without its bottom."""
     k = round(h * CUT)
-    return {"cut_top": (k, h), "cut_bottom": (0, h - k)}
+    return dict(zip(NAMES, ((k, h), (0, h - k)), strict=True))
 
 
 def band_hashes(px: np.ndarray, full_size: tuple[int, int]) -> tuple[dict[str, str], list[str]]:
