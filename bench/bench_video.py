@@ -4,7 +4,8 @@ Benign footage only: slideshows of the shared photos with pan and zoom (tests/sl
 go into a bank. Queries are each known video re-encoded (smaller at a low bitrate; 480p at a third of the
 frame rate), clips of 10, 20 and 30 s, a 20 s clip inside unrelated footage, and 20 s clips altered the
 way re-uploads are: mirrored, set in a 4:3 or a 9:16 portrait frame (on black bars or on a blurred copy of
-itself), cropped to fill a portrait screen, under a caption band, with a corner logo, in grey, zoomed in.
+itself), cropped to fill a portrait screen, under a caption band, with a corner logo, with subtitles burned
+in, in grey, zoomed in.
 Negatives are slideshows of photos no known video shows, plain and altered alike, and every query also
 counts as a negative for the known videos it does not come from.
 
@@ -32,7 +33,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np
 import vpdq
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -114,6 +115,17 @@ def captioned(im: Image.Image) -> Image.Image:
     return out.resize(im.size, Image.Resampling.BILINEAR)
 
 
+def subtitled(im: Image.Image) -> Image.Image:
+    """Two lines of white, outlined text burned in over the lower part of the picture, as reposts add."""
+    out = im.copy()
+    d = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=max(12, im.height // 14))
+    for k, line in enumerate(("repost @ example", "follow for part 2")):
+        d.text((im.width * 0.08, im.height * (0.78 + 0.09 * k)), line, fill="white", font=font,
+               stroke_width=2, stroke_fill="black")  # fmt: skip
+    return out
+
+
 def logo(im: Image.Image) -> Image.Image:
     out = im.copy()
     d = ImageDraw.Draw(out)
@@ -152,6 +164,7 @@ ALTERED: dict[str, Callable[[Frames], Frames]] = {
     "9:16 portrait, cropped to fill": _each(filled((720, 1280))),
     "caption band on top": _each(captioned),
     "corner logo": _each(logo),
+    "subtitles burned in": _each(subtitled),
     "grey": _each(lambda im: im.convert("L").convert("RGB")),
     "cropped 10% per side": _each(cropped(0.10)),
 }

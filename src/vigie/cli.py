@@ -200,7 +200,7 @@ def bank_add(
         bool,
         typer.Option(
             "--derived/--no-derived",
-            help="Also store PDQ of standard crops and small tilts (video: zoomed, filled frames).",
+            help="Also store PDQs of standard crops, tilts and band cuts (video: zoomed, filled frames).",
         ),
     ] = True,
     name_by: Annotated[
@@ -213,7 +213,7 @@ def bank_add(
         ),
     ] = NameBy.sha256,
 ) -> None:
-    """Hash media files and add their md5, sha1, sha256 and PDQ (and derived crop and tilt PDQs) to a bank."""
+    """Hash media files and add their md5, sha1, sha256 and PDQ (and PDQs of crops, tilts, cuts) to a bank."""
     from vigie.banks.ingest import entries_for_paths
 
     s = _settings()

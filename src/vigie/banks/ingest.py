@@ -1,4 +1,4 @@
-"""Bank entries from media files: cryptographic hashes, PDQ, and derived PDQ signals for crops and tilts.
+"""Bank entries from media files: cryptographic hashes, PDQ, and derived PDQs for crops, tilts and band cuts.
 
 A re-upload cropped by a few percent, or turned by a few degrees, is far from the original's PDQ (Thorn
 measured 9% recall at 99.99% precision for a 5% crop) and cannot be undone from the query side. When a bank
