@@ -511,3 +511,22 @@ def test_rgb_background_masks_are_the_per_colour_comparisons(photos: list[Path])
             for lo, hi in bounds:
                 expected |= _within(view, lo, hi)
             assert np.array_equal(mask_within(view, bounds), expected)
+
+
+def test_a_pale_picture_on_a_white_pad_is_found_by_peeling_to_the_grey_level() -> None:
+    """A light-grey graphic on a white pad: the usual tolerance takes the graphic's flat background for more
+    pad and peels half the picture off; the strict peel stops at the pad's edge, and its box hashes near the
+    original."""
+    im = Image.new("RGB", (600, 400), (247, 247, 247))
+    d = ImageDraw.Draw(im)
+    for k in range(4):  # green arcs in the left part, the rest the flat light background
+        d.arc((-200 + 30 * k, 40 + 20 * k, 260 - 30 * k, 360 - 20 * k), 270, 90, fill=(90, 170, 90), width=14)
+    padded = ImageOps.expand(im, border=(120, 80), fill="white")
+    px = np.asarray(Image.open(io.BytesIO(jpeg(padded))).convert("RGB"))
+    boxes = picture_boxes(px)
+    x0, y0, x1, y1 = boxes["trim_strict"]
+    assert max(abs(x0 - 120), abs(y0 - 80), abs(x1 - 720), abs(y1 - 480)) <= 3, boxes
+    assert boxes["trim"][2] < 600  # the usual peel went into the picture
+    s = hash_item(Item("p.jpg", jpeg(padded), "image/jpeg"), LIMITS, dihedral=True)
+    own = hash_item(Item("o.jpg", jpeg(im), "image/jpeg"), LIMITS)
+    assert distance((s.pdq_extra or {})["trim_strict"], own.pdq or "") <= 16

@@ -25,6 +25,10 @@ STRICT_TOL = 1
 """Tolerance of a second search for the picture inside peeled bars (0 grey levels in luma, 1 per RGB channel):
 an app's page is flat to the pixel, so a pale picture on a pale page, which the usual tolerance takes for
 page, still stands out. Looser (1–2 grey levels) loses the pale parts of such a picture to the page."""
+STRICT_PEEL_TOL = 3
+"""Tolerance of a second peel where bars were peeled: a pad is flat to a grey level or two, and a pale
+picture's flat background (a light-grey graphic on white) differs by more, which the usual tolerance of 12
+takes for more pad, peeling off half the picture."""
 STRICT_EDGE_TOL = 3
 """Tolerance at which that picture's edges are then placed exactly (1 grey level in luma): JPEG ringing
 beside an edge would otherwise push each edge a few pixels out into the page."""
@@ -178,17 +182,26 @@ def _peel_side(a: np.ndarray, step: int, tol: int) -> int:
     return lo + (int(np.argmin(fine)) if not fine.all() else len(fine))
 
 
-def peel(px: np.ndarray, step: int = 1, tol: int = 12) -> tuple[int, int, int, int] | None:
+def peel(
+    px: np.ndarray, step: int = 1, tol: int = 12, within: tuple[int, int, int, int] | None = None
+) -> tuple[int, int, int, int] | None:
     """Exact box inside uniform bars or a frame: rows and columns peeled while they are one colour.
 
     Works at full resolution and does not care what colours the picture holds (a dark photo between black
     bars is still found), but needs each bar to be a single colour; ``content_box`` handles the rest.
+    ``within``, the box a looser peel found, bounds a stricter one, which can only peel less: only the lines
+    that one peeled are looked at again.
     """
     a = px if px.ndim == 3 else px[:, :, None]
     h, w = a.shape[:2]
     t = a.transpose(1, 0, 2)
-    top, bottom = _peel_side(a, step, tol), h - _peel_side(a[::-1], step, tol)
-    left, right = _peel_side(t, step, tol), w - _peel_side(t[::-1], step, tol)
+    x0, y0, x1, y1 = within or (w, h, 0, 0)  # how far each side may go
+
+    def side(lines: np.ndarray, most: int) -> int:
+        return _peel_side(lines[: most + 1], step, tol) if most > 0 else 0
+
+    top, bottom = side(a, y0), h - side(a[::-1], h - y1)
+    left, right = side(t, x0), w - side(t[::-1], w - x1)
     if bottom - top < h * 0.1 or right - left < w * 0.1:
         return None
     if max(top, h - bottom) < h * 0.02 and max(left, w - right) < w * 0.02:
@@ -197,8 +210,9 @@ def peel(px: np.ndarray, step: int = 1, tol: int = 12) -> tuple[int, int, int, i
 
 
 def picture_boxes(px: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
-    """Pixel boxes (left, top, right, bottom) of the picture inside bars or a frame (``trim``) and inside a
-    screenshot-like layout (``trim_inner``); empty for an unframed image.
+    """Pixel boxes (left, top, right, bottom) of the picture inside bars or a frame (``trim``, and
+    ``trim_strict`` where bars peeled to the grey level give another box) and inside a screenshot-like layout
+    (``trim_inner``); empty for an unframed image.
 
     Bars are peeled at the resolution of ``px`` and a picture is searched on a strided view, so an unframed
     image costs well under a millisecond. Both boxes are kept when they differ: a photo whose own edge is
@@ -211,6 +225,9 @@ def picture_boxes(px: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
     x0, y0, x1, y1 = peel(px, step) or (0, 0, w, h)
     if (x0, y0, x1, y1) != (0, 0, w, h):
         boxes["trim"] = (x0, y0, x1, y1)
+        strict = peel(px, step, STRICT_PEEL_TOL, within=boxes["trim"])  # only where bars were found
+        if strict is not None and _moved(strict, boxes["trim"], w, h):
+            boxes["trim_strict"] = strict
     inner = px[y0:y1, x0:x1]
     edge_tol = _TOL
     frac = content_box(inner[::step, ::step])
@@ -222,6 +239,14 @@ def picture_boxes(px: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
         bx = _refine(inner, coarse, step, edge_tol)
         boxes["trim_inner"] = (x0 + bx[0], y0 + bx[1], x0 + bx[2], y0 + bx[3])
     return boxes
+
+
+def _moved(a: tuple[int, int, int, int], b: tuple[int, int, int, int], w: int, h: int) -> bool:
+    """Whether two boxes differ by 2% of a side somewhere: less changes a PDQ by a few bits at most."""
+    return (
+        max(abs(a[0] - b[0]), abs(a[2] - b[2])) > 0.02 * w
+        or max(abs(a[1] - b[1]), abs(a[3] - b[3])) > 0.02 * h
+    )
 
 
 def trimmed_hashes(
