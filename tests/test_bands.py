@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +76,6 @@ def test_a_flat_cut_only_picks_entries_for_the_verifier() -> None:
 
 
 def _png(im: Image.Image) -> bytes:
-    import io
-
     buf = io.BytesIO()
     im.save(buf, "PNG")
     return buf.getvalue()
