@@ -211,3 +211,35 @@ def test_a_bank_keeps_views_beside_each_frame_unless_told_not_to(photos: list[Pa
     assert {(e.extra or {})["view"] for e in views} == {"crop_10", "fill_9x16"}  # a landscape video
     assert len(with_views) - len(views) == len(plain)  # the frames themselves are the same either way
     assert {e.extra["t"] for e in views if e.extra} <= {e.extra["t"] for e in frames if e.extra}
+
+
+def test_frame_hashes_taken_from_luma_are_the_hashes_of_the_rgb(photos: list[Path]) -> None:
+    """Each sampled frame's hashes come from its luma, converted once; they are the bits hashing the RGB
+    gives: the frame, its trims and middle band (a portrait frame over black bars), its bank views."""
+    import numpy as np
+    from PIL import Image
+
+    from vigie.media.video import sample_frames
+    from vigie.signals.borders import trimmed_hashes
+    from vigie.signals.pdq import hash_array
+    from vigie.signals.vpdq import hash_video
+
+    portrait = []
+    for f in video(photos[:2], 2.0):
+        canvas = Image.new("RGB", (180, 320))
+        canvas.paste(Image.fromarray(f), (0, 70))
+        portrait.append(np.asarray(canvas))
+    data = encode(portrait, FPS, (180, 320))
+    rgbs = [rgb for _, rgb in sample_frames(data, LIMITS, 1.0)]
+    queries, banked = hash_video(data, LIMITS, variants=True), hash_video(data, LIMITS, views=True)
+    assert len(queries) == len(banked) == len(rgbs) and any("trim" in (q.variants or {}) for q in queries)
+    for rgb, q, b in zip(rgbs, queries, banked, strict=True):
+        assert q.pdq == b.pdq == hash_array(rgb).hex
+        trims = trimmed_hashes(rgb, (rgb.shape[1], rgb.shape[0]))
+        assert all((q.variants or {})[k] == v for k, v in trims.items() if v != q.pdq)
+        band = round(180 * 9 / 16)
+        middle = rgb[(320 - band) // 2 : (320 + band) // 2]
+        assert (q.variants or {})["centre_16x9"] == hash_array(middle).hex
+        assert (b.views or {})["fill_16x9"] == hash_array(middle)
+        crop = np.ascontiguousarray(rgb[32:288, 18:162])
+        assert (b.views or {})["crop_10"] == hash_array(crop)

@@ -196,6 +196,15 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """What to take an RGB image's several hashes from, converting colour once: its float32 luma, which
+    hashes to the same bits as the RGB; past :data:`LUMA_MAX_PIXELS` the RGB itself, since a copy would
+    cost more memory than converting colour on each hash."""
+    if rgb.shape[0] * rgb.shape[1] > LUMA_MAX_PIXELS:
+        return rgb
+    return _luma(np.ascontiguousarray(rgb))
+
+
 def _dct_matrix() -> np.ndarray:
     d = np.empty((16, 64), np.float32)
     scale = math.sqrt(2.0 / 64.0)
@@ -264,7 +273,8 @@ def hash_array(rgb: np.ndarray) -> PDQHash:
 
 
 def hash_array_dihedral(rgb: np.ndarray) -> tuple[PDQHash, list[str]]:
-    """:func:`hash_array` and the hashes of its 8 rotations and flips (original first), from one DCT."""
+    """:func:`hash_array` of RGB (or of its :func:`luma`) and the hashes of its 8 rotations and flips
+    (original first), from one DCT."""
     if min(rgb.shape[:2]) < MIN_HASHABLE_DIM:
         return PDQHash(_ZERO, 0), [_ZERO] * 8
     coef, q = _coefficients(rgb)
@@ -308,14 +318,10 @@ def _jpeg_coefficients(
 def _exact_coefficients(
     px: np.ndarray, keep_luma: bool
 ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray | None]:
-    """Coefficients of RGB pixels, the pixels, and (``keep_luma``) their float32 luma, converted once:
-    hashing luma gives the same bits as hashing the RGB it came from. Past :data:`LUMA_MAX_PIXELS` the RGB
-    stands in for its luma, since a copy would cost more memory than converting colour on each hash."""
+    """Coefficients of RGB pixels, the pixels, and (``keep_luma``) their :func:`luma`, converted once."""
     if not keep_luma:
         return (*_coefficients(px), px, None)
-    if px.shape[0] * px.shape[1] > LUMA_MAX_PIXELS:
-        return (*_coefficients(px), px, px)
-    gray = _luma(np.ascontiguousarray(px))
+    gray = luma(px)
     return (*_coefficients(gray), px, gray)
 
 

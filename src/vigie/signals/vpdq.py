@@ -9,7 +9,7 @@ import numpy as np
 from vigie.media.video import sample_frames
 from vigie.settings import MediaLimits
 from vigie.signals.borders import trimmed_hashes
-from vigie.signals.pdq import DIHEDRAL_NAMES, PDQHash, hash_array, hash_array_dihedral
+from vigie.signals.pdq import DIHEDRAL_NAMES, PDQHash, hash_array, hash_array_dihedral, hash_pixels, luma
 
 
 @dataclass(frozen=True)
@@ -41,26 +41,27 @@ def _middle_band(rgb: np.ndarray) -> tuple[str, np.ndarray] | None:
     return None
 
 
-def frame_views(rgb: np.ndarray) -> dict[str, PDQHash]:
-    """What a re-post may keep of a known frame, hashed alone: its middle after a zoom that crops 10% a
-    side (``crop_10``), and the middle band that cropping it to fill a screen of the other orientation
-    keeps (``fill_9x16``, ``fill_16x9``). A query frame cannot be uncropped, so the bank keeps these."""
-    h, w = rgb.shape[:2]
-    out = {"crop_10": hash_array(np.ascontiguousarray(rgb[h // 10 : h - h // 10, w // 10 : w - w // 10]))}
-    if (middle := _middle_band(rgb)) is not None:
-        out[f"fill_{middle[0]}"] = hash_array(middle[1])
+def frame_views(gray: np.ndarray) -> dict[str, PDQHash]:
+    """What a re-post may keep of a known frame (its :func:`~vigie.signals.pdq.luma`, or RGB), hashed
+    alone: its middle after a zoom that crops 10% a side (``crop_10``), and the middle band that cropping
+    it to fill a screen of the other orientation keeps (``fill_9x16``, ``fill_16x9``). A query frame
+    cannot be uncropped, so the bank keeps these."""
+    h, w = gray.shape[:2]
+    out = {"crop_10": hash_pixels(gray[h // 10 : h - h // 10, w // 10 : w - w // 10])}
+    if (middle := _middle_band(gray)) is not None:
+        out[f"fill_{middle[0]}"] = hash_pixels(middle[1])
     return out
 
 
-def _query_variants(rgb: np.ndarray, dihedral: list[str]) -> dict[str, str]:
+def _query_variants(rgb: np.ndarray, gray: np.ndarray, dihedral: list[str]) -> dict[str, str]:
     """A query frame turned and mirrored (``dihedral``: its 8 hashes, plain first), the picture inside
-    any bars, and the middle band of a frame of the other orientation (over a blurred copy: no bars)."""
+    any bars (searched on ``rgb``, hashed from its luma ``gray``), and the middle band of a frame of the
+    other orientation (over a blurred copy: no bars)."""
     out = dict(zip(DIHEDRAL_NAMES[1:], dihedral[1:], strict=True))
-    out.update(
-        (k, v) for k, v in trimmed_hashes(rgb, (rgb.shape[1], rgb.shape[0])).items() if v != dihedral[0]
-    )
-    if (middle := _middle_band(rgb)) is not None:
-        out[f"centre_{middle[0]}"] = hash_array(middle[1]).hex
+    trims = trimmed_hashes(rgb, (rgb.shape[1], rgb.shape[0]), gray)
+    out.update((k, v) for k, v in trims.items() if v != dihedral[0])
+    if (middle := _middle_band(gray)) is not None:
+        out[f"centre_{middle[0]}"] = hash_pixels(middle[1]).hex
     return out
 
 
@@ -75,10 +76,17 @@ def hash_video(
     """
     out = []
     for t, rgb in sample_frames(data, limits, fps):
-        if variants:
-            h, hexes = hash_array_dihedral(rgb)
-            out.append(FrameHash(t, h.hex, h.quality, _query_variants(rgb, hexes) if h.quality else None))
+        if variants:  # every hash of the frame from its luma, colour converted once (the same bits)
+            gray = luma(rgb)
+            h, hexes = hash_array_dihedral(gray)
+            out.append(
+                FrameHash(t, h.hex, h.quality, _query_variants(rgb, gray, hexes) if h.quality else None)
+            )
+        elif views:
+            gray = luma(rgb)
+            h = hash_pixels(gray)
+            out.append(FrameHash(t, h.hex, h.quality, views=frame_views(gray)))
         else:
             h = hash_array(rgb)
-            out.append(FrameHash(t, h.hex, h.quality, views=frame_views(rgb) if views else None))
+            out.append(FrameHash(t, h.hex, h.quality))
     return out
