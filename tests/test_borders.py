@@ -496,10 +496,81 @@ def test_verifier_takes_a_second_look_past_a_caption(photos: list[Path], tmp_pat
         assert process_item(Item("u.jpg", jpeg(caption(load(p))), "image/jpeg"), ctx).matches == []
 
 
+def _within(px: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Reference: lo <= pixel <= hi on every channel of (..., c) uint8 pixels."""
+    return ((px >= lo) & (px <= hi)).all(axis=-1)
+
+
+def _bounds_reference(rgb: np.ndarray, tol: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Reference for ``background_bounds``: the band copied out, quantised, and each frequent colour's
+    mean taken over its pixels, in numpy."""
+    from vigie.signals.borders import _Q, _uint8_bounds
+
+    a = rgb[:, :, None] if rgb.ndim == 2 else rgb
+    h, w, c = a.shape
+    b = max(2, min(h, w) // 40)
+    band = np.concatenate([a[:b].reshape(-1, c), a[-b:].reshape(-1, c), a[:, :b].reshape(-1, c),
+                           a[:, -b:].reshape(-1, c)]).astype(np.int64)  # fmt: skip
+    step, tol = (_Q, tol) if c == 3 else (_Q // 2, tol // 2)
+    q = band // step
+    keys = q[:, 0] * 256 + q[:, -1] * 16 + q[:, c // 2]
+    out = []
+    for key in np.unique(keys):
+        members = band[keys == key]
+        if len(members) >= 0.08 * len(band):
+            lo, hi = _uint8_bounds(members.mean(axis=0), tol)
+            out.append((lo, hi))
+    return out
+
+
+def _peel_reference(a: np.ndarray, step: int, tol: int) -> int:
+    """Reference for ``_peel_side``: every ``step``-th line tested in numpy, then the lines after the
+    last one that was one colour."""
+    from vigie.signals.borders import _line_median, _uint8_bounds
+
+    lo, hi = _uint8_bounds(_line_median(a[0]).astype(np.int16), tol)
+
+    def same(lines: np.ndarray) -> np.ndarray:
+        return _within(lines, lo, hi).mean(axis=1) >= 0.98
+
+    coarse = same(a[::step])
+    n = int(np.argmin(coarse)) if not coarse.all() else len(coarse)
+    if n == 0:
+        return 0
+    start = (n - 1) * step
+    fine = same(a[start : start + step + 1])
+    return start + (int(np.argmin(fine)) if not fine.all() else len(fine))
+
+
+def test_compiled_band_colours_and_peel_are_the_numpy_forms(photos: list[Path]) -> None:
+    """The background colours of an image's outer band and the bars peeled off each side are exactly what
+    the plain numpy forms give: on photos, framed and padded copies, luma and RGB, strided and reversed
+    views, and arrays smaller than the band."""
+    from vigie.signals.borders import _peel_side, background_bounds
+
+    rng = np.random.default_rng(5)
+    arrays = [rng.integers(0, 256, (90, 140, 3), dtype=np.uint8), np.full((3, 5, 3), 7, np.uint8)]
+    for p in photos[:8]:
+        rgb = np.asarray(load(p, 512))
+        arrays += [rgb, np.pad(rgb, ((40, 60), (90, 10), (0, 0)), constant_values=230)]
+    arrays += [np.ascontiguousarray(a.mean(axis=2).astype(np.uint8)) for a in list(arrays)]
+    for a in arrays:
+        for view in (a, a[::3, ::3], a[1:, 2:-1], a[::-1]):
+            for tol in (18, 3, 1):
+                got, want = background_bounds(view, tol), _bounds_reference(view, tol)
+                assert len(got) == len(want)
+                for (lo, hi), (rlo, rhi) in zip(got, want, strict=True):
+                    assert np.array_equal(lo, rlo) and np.array_equal(hi, rhi)
+            lines = view if view.ndim == 3 else view[:, :, None]
+            for side in (lines, lines[::-1], lines.transpose(1, 0, 2), lines.transpose(1, 0, 2)[::-1]):
+                for step, tol in ((1, 12), (5, 12), (5, 3)):
+                    assert _peel_side(side, step, tol) == _peel_reference(side, step, tol)
+
+
 def test_rgb_background_masks_are_the_per_colour_comparisons(photos: list[Path]) -> None:
     """The compiled one-pass mask gives exactly what comparing each colour's bounds in numpy gives,
     on whole images and on the strided and cropped views the search passes it."""
-    from vigie.signals.borders import _within, background_bounds, mask_within
+    from vigie.signals.borders import background_bounds, mask_within
 
     rng = np.random.default_rng(2)
     arrays = [rng.integers(0, 256, (90, 140, 3), dtype=np.uint8)]

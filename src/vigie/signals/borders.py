@@ -49,30 +49,72 @@ def _runs(mask: np.ndarray, gap: int) -> tuple[int, int] | None:
 
 def background_bounds(rgb: np.ndarray, tol: int = _TOL) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each frequent colour of the outer band of ``rgb`` (uint8, RGB or luma), the per-channel uint8
-    bounds within which a pixel counts as that colour."""
-    if rgb.ndim == 2:
-        rgb = rgb[:, :, None]
-    h, w, c = rgb.shape
+    bounds within which a pixel counts as that colour.
+
+    The band is ``min(h, w) // 40`` lines deep on each side (corners counted twice); colours are
+    quantised by ``_Q`` per channel, luma by half that (finer, or photos look like frames), and a colour
+    is frequent at 8% of the band."""
+    h, w = rgb.shape[:2]
     b = max(2, min(h, w) // 40)
-    band = np.concatenate(
-        [
-            rgb[:b].reshape(-1, c),
-            rgb[-b:].reshape(-1, c),
-            rgb[:, :b].reshape(-1, c),
-            rgb[:, -b:].reshape(-1, c),
-        ]
-    ).astype(np.int16)
-    step, tol = (_Q, tol) if c == 3 else (_Q // 2, tol // 2)  # one channel: finer, or photos look like frames
-    q = (band // step).astype(np.int32)
-    keys = q[:, 0] * 256 + q[:, -1] * 16 + q[:, len(q[0]) // 2]
-    counts = np.bincount(keys)  # a histogram of quantised colours (small keys: cheaper than sorting)
-    frequent = np.flatnonzero(counts >= 0.08 * len(band))
-    if not frequent.size:
+    if rgb.ndim == 3 and rgb.shape[2] == 3:
+        counts, sums = _band_colours(rgb, b)
+    else:  # luma: a histogram of the 256 grey levels, summed per level of quantisation
+        hist = _band_levels(rgb if rgb.ndim == 2 else rgb[:, :, 0], b)
+        starts = np.arange(0, 256, _Q // 2)
+        counts = np.add.reduceat(hist, starts)
+        sums = np.add.reduceat(hist * np.arange(256), starts)[:, None]
+        tol //= 2
+    n = int(counts.sum())
+    frequent = np.flatnonzero(counts >= 0.08 * n)
+    if n == 0 or not frequent.size:
         return []
-    # each frequent colour's mean, by weighted histograms (integer sums: exactly what mean() gives)
-    sums = [np.bincount(keys, weights=band[:, ch], minlength=len(counts))[frequent] for ch in range(c)]
-    lo, hi = _uint8_bounds(np.stack(sums, axis=1) / counts[frequent, None], tol)
+    # each frequent colour's mean (integer sums: exactly what mean() over its pixels gives)
+    lo, hi = _uint8_bounds(sums[frequent] / counts[frequent, None], tol)
     return list(zip(lo, hi, strict=True))
+
+
+@njit(cache=True, nogil=True)
+def _band_boxes(h: int, w: int, b: int) -> list[tuple[int, int, int, int]]:  # pragma: no cover - compiled
+    """(y0, y1, x0, x1) of the top and bottom bands (whole rows), then the left and right ones (whole
+    columns), ``b`` lines deep."""
+    return [
+        (0, min(b, h), 0, w),
+        (max(0, h - b), h, 0, w),
+        (0, h, 0, min(b, w)),
+        (0, h, max(0, w - b), w),
+    ]
+
+
+@njit(cache=True, nogil=True)
+def _band_levels(px: np.ndarray, b: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Histogram of the grey levels of the outer band of (h, w) uint8 luma."""
+    h, w = px.shape
+    hist = np.zeros(256, np.int64)
+    for y0, y1, x0, x1 in _band_boxes(h, w, b):
+        for y in range(y0, y1):
+            for x in range(x0, x1):
+                hist[px[y, x]] += 1
+    return hist
+
+
+@njit(cache=True, nogil=True)
+def _band_colours(px: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Pixel counts and per-channel sums of each quantised colour of the outer band of (h, w, 3) uint8
+    RGB, keyed by red, blue and green levels: one pass where numpy copied the band and made a weighted
+    histogram per channel."""
+    h, w = px.shape[0], px.shape[1]
+    counts = np.zeros(4096, np.int64)
+    sr, sg, sb = np.zeros(4096, np.int64), np.zeros(4096, np.int64), np.zeros(4096, np.int64)
+    for y0, y1, x0, x1 in _band_boxes(h, w, b):
+        for y in range(y0, y1):
+            for x in range(x0, x1):
+                r, g, bl = np.int64(px[y, x, 0]), np.int64(px[y, x, 1]), np.int64(px[y, x, 2])
+                key = (r // _Q) * 256 + (bl // _Q) * 16 + g // _Q
+                counts[key] += 1
+                sr[key] += r
+                sg[key] += g
+                sb[key] += bl
+    return counts, np.stack((sr, sg, sb), axis=1)
 
 
 def _uint8_bounds(colour: np.ndarray, tol: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,16 +153,6 @@ def _mask_rgb(px: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:  # 
     return out
 
 
-def _within(px: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """lo <= pixel <= hi on every channel of (..., c) uint8 pixels: channels combined by hand, since a
-    reduction over a last axis of 1 or 3 costs more than the comparisons."""
-    inside = (px >= lo) & (px <= hi)
-    out = inside[..., 0]
-    for ch in range(1, inside.shape[-1]):
-        out = out & inside[..., ch]
-    return out
-
-
 def background_mask(rgb: np.ndarray, tol: int = _TOL) -> np.ndarray:
     """Pixels (uint8 RGB or luma) whose colour is one of the frequent colours of the image's outer band."""
     return mask_within(rgb, background_bounds(rgb, tol))
@@ -152,12 +184,6 @@ def content_box(rgb: np.ndarray, tol: int = _TOL) -> tuple[float, float, float, 
     return left / w, top / h, right / w, bottom / h
 
 
-def _same(lines: np.ndarray, colour: np.ndarray, tol: int) -> np.ndarray:
-    """For each line (n, length, c): whether 98% of its pixels are within ``tol`` of ``colour``."""
-    lo, hi = _uint8_bounds(colour, tol)
-    return _within(lines, lo, hi).mean(axis=1) >= 0.98
-
-
 def _line_median(line: np.ndarray) -> np.ndarray:
     """Per-channel median of a (length, c) line: ``np.median(line, axis=0)`` by one partition."""
     n = len(line)
@@ -170,16 +196,44 @@ def _line_median(line: np.ndarray) -> np.ndarray:
 
 def _peel_side(a: np.ndarray, step: int, tol: int) -> int:
     """How many outer lines of ``a`` (outermost first) are one colour: every ``step``-th, then exactly."""
-    colour = _line_median(a[0]).astype(np.int16)
-    if not _same(a[:1], colour, tol)[0]:  # the usual case, an unframed edge: one line decides
+    lo, hi = _uint8_bounds(_line_median(a[0]).astype(np.int16), tol)
+    return int(_peel_lines(a, step, lo, hi))
+
+
+@njit(cache=True, nogil=True)
+def _one_colour(a: np.ndarray, i: int, lo: np.ndarray, hi: np.ndarray) -> bool:  # pragma: no cover - compiled
+    """Whether 98% of line ``i`` of (n, length, c) uint8 pixels lie within [lo, hi] on every channel."""
+    length, c = a.shape[1], a.shape[2]
+    inside = 0
+    for x in range(length):
+        ok = True
+        for ch in range(c):
+            if a[i, x, ch] < lo[ch] or a[i, x, ch] > hi[ch]:
+                ok = False
+                break
+        inside += ok
+    return inside / length >= 0.98
+
+
+@njit(cache=True, nogil=True)
+def _peel_lines(
+    a: np.ndarray, step: int, lo: np.ndarray, hi: np.ndarray
+) -> int:  # pragma: no cover - compiled
+    """The lines of (n, length, c) pixels, outermost first, within the colour bounds: every ``step``-th
+    line up to the first that is not, then each line after the last one that was. Lines are tested one
+    at a time and the walk stops at the first miss, where numpy tested every line of the side."""
+    n = a.shape[0]
+    k = 0  # coarse lines (0, step, 2 step, …) one colour before the first that is not
+    while k * step < n and _one_colour(a, k * step, lo, hi):
+        k += 1
+    if k == 0:  # the usual case, an unframed edge: one line decides
         return 0
-    coarse = _same(a[::step], colour, tol)
-    n = int(np.argmin(coarse)) if not coarse.all() else len(coarse)
-    if n == 0:
-        return 0
-    lo = (n - 1) * step
-    fine = _same(a[lo : lo + step + 1], colour, tol)
-    return lo + (int(np.argmin(fine)) if not fine.all() else len(fine))
+    start = (k - 1) * step
+    end = min(n, start + step + 1)
+    j = start
+    while j < end and _one_colour(a, j, lo, hi):
+        j += 1
+    return j
 
 
 def peel(
