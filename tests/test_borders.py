@@ -121,8 +121,12 @@ def test_end_to_end_match_names_the_trim_and_unrelated_photos_stay_unmatched(
     res = process_item(Item("q.jpg", jpeg(WRAPS["pad_white_30"](load(known[2]))), "image/jpeg"), ctx)
     assert [m["labels"]["external_id"] for m in res.matches] == [known[2].name]
     assert res.matches[0]["transform"] in {"trim", "trim_inner"}
+    res = process_item(Item("m.jpg", jpeg(meme(load(known[3]))), "image/jpeg"), ctx)
+    assert [(m["labels"]["external_id"], m["transform"]) for m in res.matches] == [
+        (known[3].name, "trim_caption")
+    ]
     for p in photos[8:]:  # other photos, plain and wrapped: no false match
-        for im in (load(p), WRAPS["screenshot"](load(p)), WRAPS["frame_blue_50"](load(p))):
+        for im in (load(p), WRAPS["screenshot"](load(p)), WRAPS["frame_blue_50"](load(p)), meme(load(p))):
             assert process_item(Item("x.jpg", jpeg(im), "image/jpeg"), ctx).matches == []
 
 
@@ -134,7 +138,7 @@ def test_flat_and_tiny_images_are_low_quality_and_never_crash() -> None:
     s = hash_item(Item("g.jpg", jpeg(framed_flat), "image/jpeg"), LIMITS, dihedral=True)
     assert s.error is None and s.pdq_extra  # the frame's edges are detail: its bands are hashed...
     # ...but the flat picture inside has nothing to hash
-    assert not {"trim", "trim_strict", "trim_inner"} & set(s.pdq_extra)
+    assert not {"trim", "trim_strict", "trim_caption", "trim_inner"} & set(s.pdq_extra)
 
 
 def _media_bank(db_url: str, known: list[Path], tmp_path: Path) -> tuple[BankStore, list[EntryIn]]:
@@ -473,6 +477,47 @@ def caption(im: Image.Image) -> Image.Image:
         d.text((im.width * 0.04, im.height * (0.55 + 0.2 * k)), line, fill=(255, 255, 255), font=font,
                stroke_width=3, stroke_fill=(0, 0, 0))  # fmt: skip
     return out
+
+
+def meme(im: Image.Image, where: str = "top", lines: int = 1, size: int | None = None) -> Image.Image:
+    """A white caption band added above or below the picture with lines of black text, as meme apps do."""
+    band = im.height // 5
+    out = Image.new("RGB", (im.width, im.height + band), "white")
+    out.paste(im, (0, band if where == "top" else 0))
+    font = ImageFont.load_default(size=size or max(12, band // (3 * lines)))
+    y0 = 0 if where == "top" else im.height
+    for k in range(lines):
+        y = y0 + band * (k + 1) // (lines + 1) - font.size // 2
+        ImageDraw.Draw(out).text((im.width // 20, y), f"line {k + 1}: when the weekend starts", fill="black",
+                                 font=font)  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize(
+    ("where", "lines", "size"), [("top", 1, None), ("top", 2, None), ("bottom", 1, None), ("top", 1, 11)]
+)
+def test_a_picture_under_a_caption_band_is_hashed_alone(
+    photos: list[Path], where: str, lines: int, size: int | None
+) -> None:
+    """A meme's caption band stops the usual peel at its first line of text; the picture under (or over)
+    it is found as ``trim_caption`` and hashes near the original, whatever the text's size and lines."""
+    near = 0
+    for p in photos[:12]:
+        im = load(p, 800)
+        orig = hash_item(Item("o.jpg", jpeg(im), "image/jpeg"), LIMITS)
+        q = hash_item(Item("q.jpg", jpeg(meme(im, where, lines, size)), "image/jpeg"), LIMITS, dihedral=True)
+        extra = q.pdq_extra or {}
+        near += "trim_caption" in extra and distance(extra["trim_caption"], orig.pdq or "") <= 31
+    assert near >= 10, near
+
+
+def test_no_caption_band_is_found_on_plain_photos_or_their_frames(photos: list[Path]) -> None:
+    """A photo with a plain sky or a graphic with a flat part, as it is or padded, is not a caption band:
+    its edge fades, where a band's ends at once."""
+    for p in photos:
+        im = load(p, 800)
+        for view in (im, WRAPS["pad_white_30"](im), WRAPS["pad_black_20"](im)):
+            assert "trim_caption" not in picture_boxes(np.asarray(Image.open(io.BytesIO(jpeg(view))))), p.name
 
 
 def test_verifier_takes_a_second_look_past_a_caption(photos: list[Path], tmp_path: Path) -> None:

@@ -103,7 +103,8 @@ def _first_evidence(views: list[features.Features], known: features.Features) ->
 
 
 def _query_views(gray: np.ndarray, small: np.ndarray | None = None) -> list[features.Features]:
-    """Features of the whole query, then of the picture inside its frame or screenshot layout, if any.
+    """Features of the whole query, then of the picture inside its frame, under its caption band or inside
+    its screenshot layout, if any.
 
     A photo shown small inside a page gets few of the whole image's keypoints; taken alone it gets them all.
     Points are mapped back to the whole view's coordinates, so the reported transform says where it sits.
@@ -114,7 +115,7 @@ def _query_views(gray: np.ndarray, small: np.ndarray | None = None) -> list[feat
         return []
     views = [whole]
     boxes = picture_boxes(gray)
-    box = boxes.get("trim_inner") or boxes.get("trim")
+    box = boxes.get("trim_caption") or boxes.get("trim_inner") or boxes.get("trim")
     if box is not None:
         x0, y0, x1, y1 = box
         inner = features.extract(gray[y0:y1, x0:x1])

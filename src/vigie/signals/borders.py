@@ -1,8 +1,12 @@
-"""Where the picture is inside a frame, letterbox bars or a screenshot, so its content can be hashed alone.
+"""Where the picture is inside a frame, letterbox bars, a meme's caption band or a screenshot, so its
+content can be hashed alone.
 
-Re-uploads often wrap an image: padding in any colour, letterbox bars, an app's bars and side panels. PDQ
-of the wrapped image is far from the original's (a 20% pad leaves ~1% recall at 99.99% precision), so the
-content rectangle is found on a small thumbnail and hashed as an extra query variant named ``trim``.
+Re-uploads often wrap an image: padding in any colour, letterbox bars, a caption band with text above or
+below, an app's bars and side panels. PDQ of the wrapped image is far from the original's (a 20% pad leaves
+~1% recall at 99.99% precision), so the content rectangle is found and hashed as extra query variants:
+uniform bars are peeled line by line (``trim``, ``trim_strict``), a caption band is walked to the edge where
+the picture starts (``trim_caption``), and a picture among page elements is searched on a thumbnail
+(``trim_inner``).
 
 Method: the colours of the outermost band of pixels (quantised) are the background candidates; a picture
 is a dense block of non-background pixels: rows where most pixels are not background, then, within those
@@ -29,6 +33,21 @@ STRICT_PEEL_TOL = 3
 """Tolerance of a second peel where bars were peeled: a pad is flat to a grey level or two, and a pale
 picture's flat background (a light-grey graphic on white) differs by more, which the usual tolerance of 12
 takes for more pad, peeling off half the picture."""
+CAPTION_STOP = 0.75
+"""A caption band (a bar with lines of text across it, as meme and repost apps add above or below the
+picture) ends where a line clean of text is followed by one with less than this share in the bar's colour,
+and no clean line follows within a line of text's height (a text line's top is the same edge, with clean
+lines under it): the picture begins there at once, where a plain part of a graphic fades out over a few
+lines and is not taken for a band."""
+CAPTION_FLOOR = 0.25
+"""A line with less than this share in the bar's colour, reached without such an edge, is picture: no band."""
+CAPTION_TEXT = 0.12
+"""Tallest run of text lines (no clean line between them) inside a caption band, as a share of the side."""
+CAPTION_MAX = 0.4
+"""Deepest caption band looked for, as a share of the side."""
+CAPTION_TOL = 6
+"""Tolerance of the caption band's colour: a band is drawn flat, and the usual 12 grey levels take a pale
+picture's top (a light sky under a white band) for more band, where its edge then never comes at once."""
 STRICT_EDGE_TOL = 3
 """Tolerance at which that picture's edges are then placed exactly (1 grey level in luma): JPEG ringing
 beside an edge would otherwise push each edge a few pixels out into the page."""
@@ -201,8 +220,8 @@ def _peel_side(a: np.ndarray, step: int, tol: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _one_colour(a: np.ndarray, i: int, lo: np.ndarray, hi: np.ndarray) -> bool:  # pragma: no cover - compiled
-    """Whether 98% of line ``i`` of (n, length, c) uint8 pixels lie within [lo, hi] on every channel."""
+def _share(a: np.ndarray, i: int, lo: np.ndarray, hi: np.ndarray) -> float:  # pragma: no cover - compiled
+    """Share of line ``i`` of (n, length, c) uint8 pixels within [lo, hi] on every channel."""
     length, c = a.shape[1], a.shape[2]
     inside = 0
     for x in range(length):
@@ -212,7 +231,13 @@ def _one_colour(a: np.ndarray, i: int, lo: np.ndarray, hi: np.ndarray) -> bool: 
                 ok = False
                 break
         inside += ok
-    return inside / length >= 0.98
+    return inside / length
+
+
+@njit(cache=True, nogil=True)
+def _one_colour(a: np.ndarray, i: int, lo: np.ndarray, hi: np.ndarray) -> bool:  # pragma: no cover - compiled
+    """Whether 98% of line ``i`` of (n, length, c) uint8 pixels lie within [lo, hi] on every channel."""
+    return _share(a, i, lo, hi) >= 0.98
 
 
 @njit(cache=True, nogil=True)
@@ -234,6 +259,73 @@ def _peel_lines(
     while j < end and _one_colour(a, j, lo, hi):
         j += 1
     return j
+
+
+@njit(cache=True, nogil=True)
+def _caption_lines(
+    a: np.ndarray, lo: np.ndarray, hi: np.ndarray, clean: int
+) -> int:  # pragma: no cover - compiled
+    """How many outer lines of (n, length, c) pixels, outermost first, are a caption band in the colour
+    [lo, hi], or 0: the outermost line clean (98% in it), text on some lines clear of the edge (JPEG
+    ringing beside a plain pad's edge is not text), and the band's edge as :data:`CAPTION_STOP` says,
+    within :data:`CAPTION_MAX` of the side. The first ``clean`` lines are known to be clean (a peel took
+    them off), and are not looked at again."""
+    n = a.shape[0]
+    most, text_max = int(n * CAPTION_MAX), max(2, int(n * CAPTION_TEXT))
+    if n < 8 or clean >= most or (clean == 0 and _share(a, 0, lo, hi) < 0.98):
+        return 0
+    limit = min(n, most + text_max + 1)
+    s = np.ones(limit)
+    m, unclean = 0, 0
+    for j in range(max(0, clean - 1), limit):  # shares, until a run of unclean lines taller than text
+        s[j] = _share(a, j, lo, hi)
+        m = j + 1
+        unclean = unclean + 1 if s[j] < 0.98 else 0
+        if unclean > text_max:
+            break
+    gap = max(8, n // 60)  # JPEG rings up to a block or two beside an edge: that is not text
+    text = -1  # the first line with text on it
+    for r in range(1, min(m, most + 1)):
+        if s[r] >= CAPTION_STOP:
+            if s[r] < 0.98 and text < 0:
+                text = r
+            continue
+        edge = False
+        for k in range(max(0, r - 3), r):  # a clean line just before (JPEG rings at the edge)
+            edge = edge or s[k] >= 0.98
+        if not edge:
+            if s[r] < CAPTION_FLOOR:
+                return 0
+            text = r if text < 0 else text
+            continue
+        clean_after = False
+        for k in range(r + 1, min(m, r + 1 + text_max)):
+            clean_after = clean_after or s[k] >= 0.98
+        if clean_after:  # the top of a line of text
+            text = r if text < 0 else text
+            continue
+        return r if 0 <= text < r - gap else 0
+    return 0
+
+
+def caption_box(
+    px: np.ndarray, base: tuple[int, int, int, int], peeled: tuple[int, int] = (0, 0), tol: int = CAPTION_TOL
+) -> tuple[int, int, int, int] | None:
+    """The picture under or over a caption band (a bar with lines of text across it, as meme and repost
+    apps add at the top or bottom), or None. Its left and right are those of ``base`` (the box bars were
+    peeled to, or the whole image); its top and bottom are the band's edge, or the image's where there is
+    no band (a picture's own plain border must not be peeled there); ``peeled`` says how many lines a peel
+    at ``tol`` or stricter took off the top and the bottom, which need no second look."""
+    a = px if px.ndim == 3 else px[:, :, None]
+    h = a.shape[0]
+    found = []
+    for lines, clean in ((a, peeled[0]), (a[::-1], peeled[1])):
+        lo, hi = _uint8_bounds(_line_median(lines[0]).astype(np.int16), tol)
+        found.append(int(_caption_lines(lines, lo, hi, clean)))
+    top, bottom = found
+    if not top and not bottom:
+        return None
+    return base[0], top, base[2], h - bottom
 
 
 def peel(
@@ -265,8 +357,8 @@ def peel(
 
 def picture_boxes(px: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
     """Pixel boxes (left, top, right, bottom) of the picture inside bars or a frame (``trim``, and
-    ``trim_strict`` where bars peeled to the grey level give another box) and inside a screenshot-like layout
-    (``trim_inner``); empty for an unframed image.
+    ``trim_strict`` where bars peeled to the grey level give another box), under or over a caption band
+    (``trim_caption``) and inside a screenshot-like layout (``trim_inner``); empty for an unframed image.
 
     Bars are peeled at the resolution of ``px`` and a picture is searched on a strided view, so an unframed
     image costs well under a millisecond. Both boxes are kept when they differ: a photo whose own edge is
@@ -277,11 +369,16 @@ def picture_boxes(px: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
     step = max(1, max(h, w) // THUMB)
     boxes: dict[str, tuple[int, int, int, int]] = {}
     x0, y0, x1, y1 = peel(px, step) or (0, 0, w, h)
+    strict = None
     if (x0, y0, x1, y1) != (0, 0, w, h):
         boxes["trim"] = (x0, y0, x1, y1)
         strict = peel(px, step, STRICT_PEEL_TOL, within=boxes["trim"])  # only where bars were found
         if strict is not None and _moved(strict, boxes["trim"], w, h):
             boxes["trim_strict"] = strict
+    base = boxes.get("trim_strict") or boxes.get("trim") or (0, 0, w, h)
+    caption = caption_box(px, base, (strict[1], h - strict[3]) if strict else (0, 0))
+    if caption is not None and all(_moved(caption, b, w, h) for b in boxes.values()):
+        boxes["trim_caption"] = caption
     inner = px[y0:y1, x0:x1]
     edge_tol = _TOL
     frac = content_box(inner[::step, ::step])
