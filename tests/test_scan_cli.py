@@ -161,6 +161,13 @@ def test_hash_json_contract(scenario: dict[str, object], photos: list[Path]) -> 
     obj = json.loads(proc.stdout.strip().splitlines()[0])
     assert set(obj) >= {"path", "md5", "sha1", "sha256", "pdq", "pdq_quality", "error"}
     assert len(obj["pdq"]) == 64 and obj["pdq_quality"] >= 50 and obj["error"] is None
+    assert "pdq_variants" not in obj
+    # what a platform that hashes itself sends with a hash-only item: the same record, plus its variants
+    proc = vigie(Path(str(scenario["home"])), "hash", "--json", "--variants", str(photos[0]))
+    full = json.loads(proc.stdout.strip().splitlines()[0])
+    assert list(full)[:-1] == list(obj) and {k: full[k] for k in obj} == obj
+    assert {"mirror_lr", "rot90", "cut_top"} <= set(full["pdq_variants"])
+    assert all(len(v) == 64 and v != obj["pdq"] for v in full["pdq_variants"].values())
 
 
 def test_match_json_contract(scenario: dict[str, object], tmp_path: Path) -> None:

@@ -714,3 +714,67 @@ def test_hash_only_items_name_the_derived_entry_they_met(env: dict[str, object],
     assert stored["matches"][0]["transform"] == m["transform"]
     up = c.post("/v1/items", files={"file": ("c.jpg", buf.getvalue(), "image/jpeg")}, headers=it).json()
     assert up["decision"]["reasons"][0]["evidence"][0]["transform"].endswith(m["transform"])
+
+
+def test_hash_only_items_with_variants_match_as_uploads_do(
+    env: dict[str, object], photos: list[Path]
+) -> None:
+    """A platform that hashes a padded or mirrored copy itself, and sends what ``vigie hash --json
+    --variants`` prints, gets the match an upload of it gets, naming the variant; its PDQ alone does not
+    match. Malformed variants are refused whole (422), and a low-quality image's variants match nothing."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    from vigie.media import Item
+    from vigie.settings import MediaLimits
+    from vigie.signals import hash_item
+
+    def jpeg(im: Image.Image) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=90)
+        return buf.getvalue()
+
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    admin, it = auth(env, "banks:write"), auth(env, "items:write")
+    known = Image.open(photos[4]).convert("RGB")
+    known.thumbnail((900, 900))
+    sig = hash_item(Item("k.jpg", jpeg(known)), MediaLimits())
+    assert c.post("/v1/banks", json={"name": "hashes"}, headers=admin).status_code == 201
+    r = c.post(
+        "/v1/banks/hashes/entries",
+        json={"entries": [{"signal_type": "pdq", "value": sig.pdq}]},
+        headers=admin,
+    )
+    assert r.status_code in (200, 201), r.text
+    copies = {
+        "trim": ImageOps.expand(known, border=(known.width // 4, known.height // 4), fill=(20, 30, 120)),
+        "mirror_lr": ImageOps.mirror(known),
+    }
+    for transform, im in copies.items():
+        q = hash_item(Item("q.jpg", jpeg(im)), MediaLimits(), dihedral=True).to_json(variants=True)
+        plain = {"pdq": q["pdq"], "pdq_quality": q["pdq_quality"]}
+        assert c.post("/v1/items", json=plain, headers=it).json()["decision"]["action"] == "allow"
+        r = c.post("/v1/items", json={**plain, "pdq_variants": q["pdq_variants"]}, headers=it).json()
+        [m] = r["decision"]["reasons"][0]["evidence"]
+        assert m["signal"] == "pdq" and m["transform"] == transform, m
+        stored = c.get(f"/v1/items/{r['item_id']}", headers=it).json()
+        assert stored["signals"]["pdq_variants"] == len(q["pdq_variants"])
+        assert stored["matches"][0]["transform"] == transform
+        up = c.post("/v1/items", files={"file": ("q.jpg", jpeg(im), "image/jpeg")}, headers=it).json()
+        assert [e["transform"] for e in up["decision"]["reasons"][0]["evidence"]] == [transform]
+        low = {**plain, "pdq_quality": 20, "pdq_variants": q["pdq_variants"]}  # too flat to match by PDQ
+        assert c.post("/v1/items", json=low, headers=it).json()["decision"]["action"] != "block"
+        assert c.get(f"/v1/items/{c.post('/v1/items', json=low, headers=it).json()['item_id']}",
+                     headers=it).json()["matches"] == []  # fmt: skip
+    good = {"pdq": sig.pdq, "pdq_variants": {"trim": sig.pdq}}
+    assert c.post("/v1/items", json=good, headers=it).status_code == 201
+    for bad in (
+        {"pdq_variants": {"trim": sig.pdq}},  # variants of no image
+        {"pdq": sig.pdq, "pdq_variants": {"trim": "zz" * 32}},
+        {"pdq": sig.pdq, "pdq_variants": {"Trim!": sig.pdq}},
+        {"pdq": sig.pdq, "pdq_variants": {f"v{k}": sig.pdq for k in range(40)}},
+        {"pdq": sig.pdq, "pdq_variants": [sig.pdq]},
+    ):
+        r = c.post("/v1/items", json=bad, headers=it)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", bad

@@ -79,6 +79,14 @@ def _root(
 def hash_cmd(
     files: Annotated[list[Path], typer.Argument(help="Files, folders or archives.")],
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per item per line.")] = False,
+    variants: Annotated[
+        bool,
+        typer.Option(
+            "--variants",
+            help="With --json, also an image's other query hashes (flips, rotations, the picture inside a "
+            "frame or under a caption, band cuts) as pdq_variants, to send with a hash-only item.",
+        ),
+    ] = False,
 ) -> None:
     """Print md5, sha1, sha256 and PDQ (vPDQ for video) of every item."""
     from vigie.media import list_inputs
@@ -88,10 +96,10 @@ def hash_cmd(
     table = Table("path", "pdq", "q", "sha256", "error")
     failed = False
     for path in list_inputs(files):
-        for sig in hash_path(path, s.limits, vpdq_fps=s.vpdq_fps):
+        for sig in hash_path(path, s.limits, vpdq_fps=s.vpdq_fps, dihedral=variants and json_out):
             failed |= bool(sig.error)
             if json_out:
-                _emit(sig.to_json())
+                _emit(sig.to_json(variants=variants))
             else:
                 table.add_row(
                     sig.path, sig.pdq or "-", str(sig.pdq_quality or "-"), sig.sha256 or "-", sig.error

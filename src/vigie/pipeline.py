@@ -71,10 +71,7 @@ def match_record(m: Match) -> dict[str, Any]:
 
 
 def _match_dicts(matcher: Matcher, sig: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from vigie.signals.pdq import DIHEDRAL_NAMES
-
-    variants = dict(zip(DIHEDRAL_NAMES[1:], sig.pdq_dihedral[1:], strict=True)) if sig.pdq_dihedral else {}
-    variants.update(sig.pdq_extra or {})
+    variants = sig.variants()
     res = matcher.match(
         md5=sig.md5,
         sha1=sig.sha1,

@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.exceptions import HTTPException
 
 from vigie import __version__
@@ -139,6 +139,11 @@ VpdqFrame = tuple[
 ]
 
 
+MAX_PDQ_VARIANTS = 32
+"""Other query hashes one privacy-mode image may carry: ``vigie hash --json --variants`` prints ~15."""
+VariantName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
 class ItemHashesIn(ItemContext):
     """An item described by signals only (the platform hashed it and never sends the media), plus context."""
 
@@ -155,6 +160,13 @@ class ItemHashesIn(ItemContext):
         description="A video's sampled frames as [seconds, PDQ hex, quality], about one a second: what "
         "`vigie hash --json` prints as `vpdq`, or the frames of Meta's vpdq library. Matched against known "
         "videos as an uploaded video is (whole, clip, holding it, shared segment).",
+    )
+    pdq_variants: dict[VariantName, Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]] | None = Field(
+        default=None,
+        max_length=MAX_PDQ_VARIANTS,
+        description="The image's other query hashes by name, as `vigie hash --json --variants` prints them: "
+        "its flips and rotations, the picture inside a frame or under a caption band, its band cuts. With "
+        "`pdq`; matched as an upload's are, and a match found through one names it as its `transform`.",
     )
 
 
@@ -516,11 +528,15 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
                 body = ItemHashesIn.model_validate_json(await request.body())
             except ValidationError as exc:
                 raise _invalid(exc) from None
-            hashes = body.model_dump(include={"md5", "sha1", "sha256", "pdq", "pdq_quality", "vpdq"})
+            hashes = body.model_dump(
+                include={"md5", "sha1", "sha256", "pdq", "pdq_quality", "vpdq", "pdq_variants"}
+            )
             if not any(hashes[k] for k in ("md5", "sha1", "sha256", "pdq", "vpdq")):
                 raise HTTPException(
                     422, "give at least one of md5, sha1, sha256, pdq, vpdq (or upload the file)"
                 )
+            if hashes["pdq_variants"] and not hashes["pdq"]:
+                raise HTTPException(422, "pdq_variants are other hashes of an image: send its pdq with them")
             context = body.model_dump(include=set(ItemContext.model_fields), exclude_none=True)
             outcome = await run_in_threadpool(svc.items.submit_hashes, matcher, hashes, context, claim)
         else:

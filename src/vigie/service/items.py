@@ -98,19 +98,21 @@ class Items:
         self, matcher: Matcher, hashes: dict[str, Any], context: dict[str, Any], claim: Claim | None = None
     ) -> Outcome:
         """Privacy mode: the platform sends signals only (SignalError for malformed values); a video as its
-        sampled frames (``vpdq``: [seconds, PDQ hex, quality] each), recorded as their count."""
-        frames = [
-            FrameHash(float(t), signal_type("pdq").normalize(h), int(q))
-            for t, h, q in hashes.get("vpdq") or ()
-        ]
+        sampled frames (``vpdq``: [seconds, PDQ hex, quality] each), an image's other query hashes as
+        ``pdq_variants`` ({name: PDQ hex}); both recorded as their count."""
+        pdq = signal_type("pdq")
+        frames = [FrameHash(float(t), pdq.normalize(h), int(q)) for t, h, q in hashes.get("vpdq") or ()]
+        variants = {k: pdq.normalize(v) for k, v in (hashes.get("pdq_variants") or {}).items()}
         clean: dict[str, Any] = {
             k: signal_type(k).normalize(v)
             for k, v in hashes.items()
-            if k not in ("pdq_quality", "vpdq") and v
+            if k not in ("pdq_quality", "vpdq", "pdq_variants") and v
         }
         clean["pdq_quality"] = hashes.get("pdq_quality")
-        found = matcher.match(**clean)
+        found = matcher.match(**clean, pdq_variants=variants or None)
         matches = [match_record(m) for m in found.matches]
+        if variants:
+            clean["pdq_variants"] = len(variants)
         if frames:
             matches += video_match_dicts(matcher, frames)
             clean["vpdq_frames"] = len(frames)

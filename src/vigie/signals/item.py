@@ -36,14 +36,25 @@ class ItemSignals:
     vpdq: list[FrameHash] | None = None
     error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def variants(self) -> dict[str, str]:
+        """The image's other query hashes by name: its flips and rotations (when hashed with ``dihedral``),
+        the picture inside a frame or under a caption band, and its band cuts; what an upload is matched
+        with besides its PDQ, for a platform that hashes itself to send as ``pdq_variants``."""
+        from vigie.signals.pdq import DIHEDRAL_NAMES
+
+        out = dict(zip(DIHEDRAL_NAMES[1:], (self.pdq_dihedral or [])[1:], strict=False))
+        out.update(self.pdq_extra or {})
+        return {k: v for k, v in out.items() if v != self.pdq}
+
+    def to_json(self, variants: bool = False) -> dict[str, Any]:
         """The stable ``vigie hash --json`` record, one JSON object per item::
 
             {"path": str,                      # file path, or "outer.zip!dir/inner.jpg" for archive members
              "md5": hex32, "sha1": hex40, "sha256": hex64,   # null only when the bytes could not be read
              "pdq": hex64 | null, "pdq_quality": int 0-100 | null,   # images; quality < 50: do not match
              "error": "reason: message" | null,              # e.g. "truncated: ...", "zip_bomb: ..."
-             "vpdq": [[seconds, hex64, quality], ...] | null}       # key present for video only
+             "vpdq": [[seconds, hex64, quality], ...] | null,       # key present for video only
+             "pdq_variants": {name: hex64, ...}}    # with ``variants`` (``--variants``), images only
 
         Keys appear in this order; new keys may be added at the end, existing ones never change meaning.
         """
@@ -58,6 +69,8 @@ class ItemSignals:
         }
         if self.vpdq is not None or is_video(self.media_type):
             out["vpdq"] = None if self.vpdq is None else [f.to_json() for f in self.vpdq]
+        elif variants and self.pdq is not None:
+            out["pdq_variants"] = self.variants()
         return out
 
 
