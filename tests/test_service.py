@@ -669,7 +669,18 @@ def test_videos_uploaded_or_sent_as_frames_match_known_videos(
     other = encode(list(slideshow_frames(photos[12:16], 4.0, 5, (320, 180))), 5, (320, 180))
     frames = [f.to_json() for f in hash_video(other, MediaLimits())]
     assert c.post("/v1/items", json={"vpdq": frames}, headers=it).json()["decision"]["action"] == "allow"
-    for bad in ([[-1, "0" * 64, 90]], [[1, "zz" * 32, 90]], [[1, "0" * 64, 101]], [[1, "0" * 64]], ["x"]):
+    # a mirrored re-post hashed by the platform: its frames alone miss, with their variants they match
+    mirrored = encode([f[:, ::-1] for f in known[20:100]], 5, (320, 180), bitrate=200_000)
+    plain = [f.to_json() for f in hash_video(mirrored, MediaLimits())]
+    assert c.post("/v1/items", json={"vpdq": plain}, headers=it).json()["decision"]["action"] == "allow"
+    full = [f.to_json(variants=True) for f in hash_video(mirrored, MediaLimits(), variants=True)]
+    assert all(len(f) == 4 and "mirror_lr" in f[3] for f in full if f[2] >= 50)
+    h = c.post("/v1/items", json={"vpdq": full}, headers=it).json()
+    assert h["decision"]["action"] == "review", h
+    [m] = h["decision"]["reasons"][0]["evidence"]
+    assert m["labels"]["video_match"]["frame_variants"].get("mirror_lr", 0) > 0, m
+    for bad in ([[-1, "0" * 64, 90]], [[1, "zz" * 32, 90]], [[1, "0" * 64, 101]], [[1, "0" * 64]], ["x"],
+                [[1, "0" * 64, 90, {"mirror_lr": "zz" * 32}]], [[1, "0" * 64, 90, ["0" * 64]]]):  # fmt: skip
         r = c.post("/v1/items", json={"vpdq": bad}, headers=it)
         assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", bad
 

@@ -132,16 +132,14 @@ class ItemContext(BaseModel):
 
 MAX_VPDQ_FRAMES = 36_000
 """Frames one privacy-mode video may carry: ten hours at one a second."""
-VpdqFrame = tuple[
-    Annotated[float, Field(ge=0, allow_inf_nan=False)],
-    Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")],
-    Annotated[int, Field(ge=0, le=100)],
-]
-
-
 MAX_PDQ_VARIANTS = 32
-"""Other query hashes one privacy-mode image may carry: ``vigie hash --json --variants`` prints ~15."""
+"""Other query hashes one privacy-mode image or frame may carry (``vigie hash --variants`` prints ~15)."""
 VariantName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+Variants = Annotated[dict[VariantName, Hex64], Field(max_length=MAX_PDQ_VARIANTS)]
+_Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_Quality = Annotated[int, Field(ge=0, le=100)]
+VpdqFrame = tuple[_Seconds, Hex64, _Quality] | tuple[_Seconds, Hex64, _Quality, Variants]
 
 
 class ItemHashesIn(ItemContext):
@@ -158,12 +156,12 @@ class ItemHashesIn(ItemContext):
         default=None,
         max_length=MAX_VPDQ_FRAMES,
         description="A video's sampled frames as [seconds, PDQ hex, quality], about one a second: what "
-        "`vigie hash --json` prints as `vpdq`, or the frames of Meta's vpdq library. Matched against known "
-        "videos as an uploaded video is (whole, clip, holding it, shared segment).",
+        "`vigie hash --json` prints as `vpdq`, or the frames of Meta's vpdq library; with `--variants`, each "
+        "frame's other query hashes follow as a 4th item ({name: PDQ hex}: mirrored, turned, inside bars). "
+        "Matched against known videos as an uploaded video is (whole, clip, holding it, shared segment).",
     )
-    pdq_variants: dict[VariantName, Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]] | None = Field(
+    pdq_variants: Variants | None = Field(
         default=None,
-        max_length=MAX_PDQ_VARIANTS,
         description="The image's other query hashes by name, as `vigie hash --json --variants` prints them: "
         "its flips and rotations, the picture inside a frame or under a caption band, its band cuts. With "
         "`pdq`; matched as an upload's are, and a match found through one names it as its `transform`.",

@@ -98,11 +98,18 @@ class Items:
         self, matcher: Matcher, hashes: dict[str, Any], context: dict[str, Any], claim: Claim | None = None
     ) -> Outcome:
         """Privacy mode: the platform sends signals only (SignalError for malformed values); a video as its
-        sampled frames (``vpdq``: [seconds, PDQ hex, quality] each), an image's other query hashes as
-        ``pdq_variants`` ({name: PDQ hex}); both recorded as their count."""
+        sampled frames (``vpdq``: [seconds, PDQ hex, quality, {name: PDQ hex}?] each), an image's other
+        query hashes as ``pdq_variants`` ({name: PDQ hex}); both recorded as their count."""
         pdq = signal_type("pdq")
-        frames = [FrameHash(float(t), pdq.normalize(h), int(q)) for t, h, q in hashes.get("vpdq") or ()]
-        variants = {k: pdq.normalize(v) for k, v in (hashes.get("pdq_variants") or {}).items()}
+
+        def named(hexes: dict[str, str] | None) -> dict[str, str]:
+            return {k: pdq.normalize(v) for k, v in (hexes or {}).items()}
+
+        frames = [
+            FrameHash(float(f[0]), pdq.normalize(f[1]), int(f[2]), named(f[3]) if len(f) > 3 else None)
+            for f in hashes.get("vpdq") or ()
+        ]
+        variants = named(hashes.get("pdq_variants"))
         clean: dict[str, Any] = {
             k: signal_type(k).normalize(v)
             for k, v in hashes.items()

@@ -54,7 +54,8 @@ class ItemSignals:
              "pdq": hex64 | null, "pdq_quality": int 0-100 | null,   # images; quality < 50: do not match
              "error": "reason: message" | null,              # e.g. "truncated: ...", "zip_bomb: ..."
              "vpdq": [[seconds, hex64, quality], ...] | null,       # key present for video only
-             "pdq_variants": {name: hex64, ...}}    # with ``variants`` (``--variants``), images only
+             "pdq_variants": {name: hex64, ...}}    # with ``variants`` (``--variants``), images only;
+                                                    # a video's frames then carry theirs as a 4th item
 
         Keys appear in this order; new keys may be added at the end, existing ones never change meaning.
         """
@@ -68,7 +69,7 @@ class ItemSignals:
             "error": self.error,
         }
         if self.vpdq is not None or is_video(self.media_type):
-            out["vpdq"] = None if self.vpdq is None else [f.to_json() for f in self.vpdq]
+            out["vpdq"] = None if self.vpdq is None else [f.to_json(variants) for f in self.vpdq]
         elif variants and self.pdq is not None:
             out["pdq_variants"] = self.variants()
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +25,12 @@ class FrameHash:
     views: dict[str, PDQHash] | None = field(default=None, compare=False)
     """Bank frames only: the parts of the frame a re-post may keep alone (:func:`frame_views`)."""
 
-    def to_json(self) -> list[float | str | int]:
-        return [round(self.seconds, 3), self.pdq, self.quality]
+    def to_json(self, variants: bool = False) -> list[Any]:
+        """``[seconds, PDQ hex, quality]``, and with ``variants`` the frame's :attr:`variants` after them."""
+        out: list[Any] = [round(self.seconds, 3), self.pdq, self.quality]
+        if variants and self.variants:
+            out.append(self.variants)
+        return out
 
 
 def _middle_band(rgb: np.ndarray) -> tuple[str, np.ndarray] | None:
