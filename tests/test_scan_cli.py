@@ -143,7 +143,8 @@ def test_scan_clusters_duplicates(scenario: dict[str, object]) -> None:
 def test_html_and_csv_reports_are_readable(scenario: dict[str, object]) -> None:
     html = Path(f"{scenario['report']}.html").read_text()
     assert "k1_half.jpg" in html and "test-category" in html and "truncated.jpg" in html
-    assert "mirror_lr" in html  # the flipped copy names the variant it matched through
+    assert "mirror_lr" in html  # the flipped copy names the variant it matched through, in words too
+    assert 'title="matched through the item&#39;s mirror image (left–right)"' in html
     assert "video: clip_of_known_video" in html and "mirror_lr ×" in html  # and so does the mirrored clip
     assert "not conclusions" in html and "<script" in html
     exact_only = html.split('id="exact-only"', 1)[1].split("<h2", 1)[0]
@@ -272,3 +273,17 @@ def test_resuming_from_a_damaged_journal_says_so_in_one_line(tmp_path: Path) -> 
               check=False)  # fmt: skip
     assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
     assert "journal" in r.stdout + r.stderr and "damaged" in r.stdout + r.stderr
+
+
+def test_a_match_transform_reads_as_words() -> None:
+    """Each side of a match's transform in words: the item's variant, then the bank entry's derived hash
+    it met (whose names may hold a "+")."""
+    from vigie.scan.report import transform_words
+
+    assert transform_words("trim_caption") == "the item's picture under or over its caption band"
+    assert transform_words("mirror_lr+rotate_+3") == (
+        "the item's mirror image (left–right), against the bank entry's derived rotate_+3"
+    )
+    assert transform_words("crop_c10").startswith("the bank entry's derived crop_c10")
+    assert "or the bank entry's derived cut_top" in transform_words("cut_top")
+    assert transform_words("verified").startswith("keypoints that agree")

@@ -92,6 +92,39 @@ def _csv_row(r: dict[str, Any], cluster: int | None) -> dict[str, Any]:
     }
 
 
+_ITEM_WORDS = {
+    "mirror_lr": "mirror image (left–right)",
+    "mirror_tb": "mirror image (top–bottom)",
+    "rot90": "copy turned 90°",
+    "rot180": "copy turned 180°",
+    "rot270": "copy turned 270°",
+    "transpose": "mirror image across a diagonal",
+    "transverse": "mirror image across the other diagonal",
+    "trim": "picture inside its bars or frame",
+    "trim_strict": "picture inside its bars, peeled to the grey level",
+    "trim_caption": "picture under or over its caption band",
+    "trim_inner": "picture inside its page layout",
+    "cut_top": "picture without its top quarter",
+    "cut_bottom": "picture without its bottom quarter",
+    "centre_16x9": "middle band",
+    "centre_9x16": "middle column",
+}
+
+
+def transform_words(name: str) -> str:
+    """What a match's ``transform`` says, in words for a reviewer: the item's side (a flip, a turn, the
+    picture inside bars) and, after ``+``, the bank entry's derived crop, tilt or cut it met."""
+    if name == "verified":
+        return "keypoints that agree under one rotation and scale (see the evidence)"
+    for i, ch in enumerate(name):  # "<item's variant>+<entry's derived>"; derived names may hold a "+"
+        if ch == "+" and name[:i] in _ITEM_WORDS:
+            return f"the item's {_ITEM_WORDS[name[:i]]}, against the bank entry's derived {name[i + 1 :]}"
+    if name in _ITEM_WORDS:
+        item = f"the item's {_ITEM_WORDS[name]}"
+        return f"{item}, or the bank entry's derived {name}" if name.startswith("cut_") else item
+    return f"the bank entry's derived {name} (a crop, tilt or cut of the known image)"
+
+
 def render_html(
     summary: ScanSummary,
     results: Sequence[dict[str, Any]],
@@ -99,6 +132,7 @@ def render_html(
     cluster_of: dict[str, int],
 ) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["transform_words"] = transform_words
     template = env.from_string(
         resources.files("vigie.scan").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
     )
