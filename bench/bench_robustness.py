@@ -14,7 +14,9 @@ stage: PDQ, derived entries, verified keypoints), or where PDQ's own distance or
 signals is within its threshold, the two thresholds being the pair that keeps the most positives at that
 precision (``JointCurve``); "signals" is one threshold on the nearest signal distance alone. Production
 uses the bank's threshold 31 and quality >= 50, and its recall counts the queries whose original a bank can
-hold (``vigie bank add`` keeps PDQ of quality >= 50). Speed: query
+hold (``vigie bank add`` keeps PDQ of quality >= 50). Hash-only (privacy mode): the production matcher on
+what a platform that hashes itself sends with ``vigie hash --json --variants`` (no keypoint verifier,
+which needs pixels), and on its PDQ alone. Speed: query
 hashing (PDQ, 8 dihedral variants, trims) against ``pdqhash`` on the decoded image, per query on one core;
 the whole pipeline (match and verification on candidates too) is reported beside it.
 """
@@ -194,6 +196,9 @@ def main() -> int:
             "vigie_missed_low_quality": 0,
             "usable": 0,
             "usable_hit": 0,
+            "hash_only_prod": 0,
+            "hash_only_pdq_prod": 0,
+            "hash_only_false": 0,
         }
         for i, (name, g, im) in enumerate(origs):
             data = encode(fn(im))
@@ -240,6 +245,16 @@ def main() -> int:
             if bankable[i] and not low and not hit:
                 missed.setdefault(tname, []).append(name)
             rec["vigie_false"] += sum(1 for n2 in hit_names if n2 in index_of and groups[index_of[n2]] != g)
+            # privacy mode: what the platform sends, hashed by vigie on its side (no keypoint verifier),
+            # as `vigie hash --json --variants` prints it, and its PDQ alone
+            for key, extra in (("hash_only_prod", sig.variants()), ("hash_only_pdq_prod", None)):
+                found = matcher.match(pdq=sig.pdq, pdq_quality=sig.pdq_quality, pdq_variants=extra or None)
+                names = {str(m.labels.get("external_id", "")).rsplit("/", 1)[-1] for m in found.matches}
+                rec[key] += int(name in names and bankable[i])
+                if extra is not None:
+                    rec["hash_only_false"] += sum(
+                        1 for n2 in names if n2 in index_of and groups[index_of[n2]] != g
+                    )
             # the matcher: matched by a stage, else PDQ's own distance and the nearest extra signal
             matched = np.zeros(len(origs), dtype=bool)
             matched[[index_of[n2] for n2 in hit_names if n2 in index_of]] = True
@@ -266,10 +281,10 @@ def main() -> int:
           f"on the bankable set ({comb_b.negatives:,} negative pairs): PDQ {t_rb}, vigie matcher {comb_b.label()}; "
           f"without the {int((bankable & ~informative).sum())} originals the bank reports as weak PDQs: vigie matcher {comb_i.label()}")  # fmt: skip
     print(
-        "columns: all queries (n) | bankable originals only (nb): PDQ and vigie's matcher at 99.99% precision, vigie's matcher without the originals the bank reports as weak PDQs, production recall, false matches, low-quality misses, recall over usable-quality queries"
+        "columns: all queries (n) | bankable originals only (nb): PDQ and vigie's matcher at 99.99% precision, vigie's matcher without the originals the bank reports as weak PDQs, production recall, false matches, low-quality misses, recall over usable-quality queries, production recall of a hash-only item with its variants"
     )
     print(
-        f"{'transform':18} {'n':>4} {'PDQ@P99.99':>10} {'vigie@P99.99':>12} | {'nb':>3} {'PDQ@P99.99':>10} {'vigie@P99.99':>12} {'not weak':>8} {'PDQ@31':>7} {'vigie prod':>10} {'false':>5} {'lowQ miss':>9} {'prod q>=50':>10} | goal"
+        f"{'transform':18} {'n':>4} {'PDQ@P99.99':>10} {'vigie@P99.99':>12} | {'nb':>3} {'PDQ@P99.99':>10} {'vigie@P99.99':>12} {'not weak':>8} {'PDQ@31':>7} {'vigie prod':>10} {'false':>5} {'lowQ miss':>9} {'prod q>=50':>10} {'hash-only':>9} | goal"
     )
     for tname, rec in rows.items():
         n = rec["n"]
@@ -285,10 +300,13 @@ def main() -> int:
                "vigie_recall_prod": round(rec["vigie_prod"] / max(rec["bankable"], 1), 4), "vigie_false_matches": rec["vigie_false"],
                "vigie_low_quality": rec["vigie_low_quality"], "vigie_missed_low_quality": rec["vigie_missed_low_quality"],
                "vigie_recall_prod_usable_quality": round(rec["usable_hit"] / max(rec["usable"], 1), 4),
+               "hash_only_recall_prod": round(rec["hash_only_prod"] / nb, 4),
+               "hash_only_pdq_recall_prod": round(rec["hash_only_pdq_prod"] / nb, 4),
+               "hash_only_false_matches": rec["hash_only_false"],
                "goal": goal, "goal_met": met}  # fmt: skip
         table.append(row)
         mark = "-" if met is None else "met" if met else "NOT met"
-        print(f"{tname:18} {n:>4} {r99:>10.3f} {v99:>12.3f} | {rec['bankable']:>3} {rb99:>10.3f} {vb99:>12.3f} {vi99:>8.3f} {rec['ref_prod'] / nb:>7.3f} {rec['vigie_prod'] / nb:>10.3f} {rec['vigie_false']:>5} {rec['vigie_missed_low_quality']:>9} {rec['usable_hit'] / max(rec['usable'], 1):>10.3f} | {goal or '-'} {mark}")  # fmt: skip
+        print(f"{tname:18} {n:>4} {r99:>10.3f} {v99:>12.3f} | {rec['bankable']:>3} {rb99:>10.3f} {vb99:>12.3f} {vi99:>8.3f} {rec['ref_prod'] / nb:>7.3f} {rec['vigie_prod'] / nb:>10.3f} {rec['vigie_false']:>5} {rec['vigie_missed_low_quality']:>9} {rec['usable_hit'] / max(rec['usable'], 1):>10.3f} {rec['hash_only_prod'] / nb:>9.3f} | {goal or '-'} {mark}")  # fmt: skip
     nbank = max(sum(r["bankable"] for r in rows.values()), 1)
     overall = {
         "queries": nq,
@@ -315,6 +333,9 @@ def main() -> int:
         "vigie_recall_prod_usable_quality": round(
             sum(r["usable_hit"] for r in rows.values()) / max(sum(r["usable"] for r in rows.values()), 1), 4
         ),
+        "hash_only_recall_prod": round(sum(r["hash_only_prod"] for r in rows.values()) / nbank, 4),
+        "hash_only_pdq_recall_prod": round(sum(r["hash_only_pdq_prod"] for r in rows.values()) / nbank, 4),
+        "hash_only_false_matches": sum(r["hash_only_false"] for r in rows.values()),
         "reference_ms_per_query": round(t_ref / nq * 1000, 2),
         "vigie_pipeline_ms_per_query": round(t_vig / nq * 1000, 2),
         "vigie_hash_ms_per_query_in_loop": round(t_hash / nq * 1000, 2),
