@@ -162,11 +162,12 @@ def test_bank_add_stores_derived_crops_and_tilts_that_match_once(
 ) -> None:
     """Entries made from media carry derived crop/tilt PDQs: a cropped or tilted copy matches its item
     once, naming the transform; exports keep only the hashes of the files themselves."""
-    from vigie.banks.ingest import DERIVED
+    from vigie.banks.ingest import DERIVED, OWN_PICTURE
 
     store, entries = _media_bank(db_url, photos[:6], tmp_path)
     derived = [e for e in entries if (e.extra or {}).get("derived")]
-    assert {(e.extra or {})["derived"] for e in derived} <= set(DERIVED) and len(derived) >= 6 * 8
+    names = set(DERIVED) | set(OWN_PICTURE.values())  # a photo with a plain border: the picture inside
+    assert {(e.extra or {})["derived"] for e in derived} <= names and len(derived) >= 6 * 8
     store.add_entries("known", entries)
     ctx = PipelineContext(limits=LIMITS, matcher=Matcher.open(store.db))
     im = load(photos[3])
@@ -518,6 +519,33 @@ def test_no_caption_band_is_found_on_plain_photos_or_their_frames(photos: list[P
         im = load(p, 800)
         for view in (im, WRAPS["pad_white_30"](im), WRAPS["pad_black_20"](im)):
             assert "trim_caption" not in picture_boxes(np.asarray(Image.open(io.BytesIO(jpeg(view))))), p.name
+
+
+def test_a_known_meme_or_padded_image_matches_its_bare_picture(
+    db_url: str, photos: list[Path], tmp_path: Path
+) -> None:
+    """A bank entry added from a framed or captioned copy also keeps the picture inside: the bare picture
+    re-posted matches it, naming the entry's derived picture, and other photos do not."""
+    store = BankStore(open_db(db_url))
+    store.create_bank("known")
+    folder = tmp_path / "known"
+    folder.mkdir()
+    wrapped = {photos[0]: meme(load(photos[0])), photos[1]: WRAPS["pad_white_30"](load(photos[1]))}
+    for p, im in wrapped.items():
+        (folder / p.name).write_bytes(jpeg(im))
+    from vigie.banks.ingest import entries_for_paths
+
+    got = entries_for_paths([folder], store.get_bank("known"), LIMITS, {}, name_by="name")
+    store.add_entries("known", [e for e in got if isinstance(e, EntryIn)])
+    ctx = PipelineContext(limits=LIMITS, matcher=Matcher.open(store.db))
+    want = {photos[0].name: "picture_under_caption", photos[1].name: "picture_in_frame"}
+    for p in wrapped:
+        res = process_item(Item("bare.jpg", jpeg(load(p), 80), "image/jpeg"), ctx)
+        assert [(m["labels"]["external_id"], m.get("transform")) for m in res.matches] == [
+            (p.name, want[p.name])
+        ]
+    for p in photos[10:16]:
+        assert process_item(Item("o.jpg", jpeg(load(p)), "image/jpeg"), ctx).matches == []
 
 
 def test_verifier_takes_a_second_look_past_a_caption(photos: list[Path], tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +30,7 @@ from vigie.banks.video import distinct_frames
 from vigie.media import Item, decode_errors, open_image
 from vigie.settings import MediaLimits
 from vigie.signals import bands, features, hash_item
+from vigie.signals.borders import picture_boxes
 from vigie.signals.pdq import MIN_QUALITY, WEAK_SPREAD, dct_spread, hash_array
 
 NameBy = Literal["sha256", "name", "path"]
@@ -89,6 +91,13 @@ DERIVED: dict[str, Callable[[Image.Image], Image.Image]] = {
     "cut_bottom": _crop(0.0, 0.0, 0.0, bands.CUT),
 }
 
+#: A known image that is itself framed or captioned (material collected with a site's pad or banner, a
+#: meme) is also kept as the picture inside, found as a query's is (``signals/borders.py``), so that a bare
+#: re-post of the picture matches it. The layout search (``trim_inner``) is left out: on unframed photos
+#: it finds plain parts often enough to be noise here, where a bank entry is forever.
+OWN_PICTURE = {"trim": "picture_in_frame", "trim_strict": "picture_in_frame_strict",
+               "trim_caption": "picture_under_caption"}  # fmt: skip
+
 
 @dataclass
 class MediaAids:
@@ -108,8 +117,14 @@ def media_aids(data: bytes, limits: MediaLimits) -> MediaAids:
     base.thumbnail((1024, 1024))
     out: dict[str, str] = {}
     hints: list[str] = []
-    for name, fn in DERIVED.items():
-        h = hash_array(np.asarray(fn(base)))
+    px = np.asarray(base)
+    own = [(OWN_PICTURE[k], box) for k, box in picture_boxes(px).items() if k in OWN_PICTURE]
+    crops = chain(
+        ((name, np.asarray(fn(base))) for name, fn in DERIVED.items()),  # one at a time: ~3 MB each
+        ((name, np.ascontiguousarray(px[y0:y1, x0:x1])) for name, (x0, y0, x1, y1) in own),
+    )
+    for name, crop in crops:
+        h = hash_array(crop)
         if h.quality >= MIN_QUALITY:
             out[name] = h.hex
         elif h.quality > 0:
