@@ -784,6 +784,7 @@ def test_hash_only_items_with_variants_match_as_uploads_do(
         {"pdq_variants": {"trim": sig.pdq}},  # variants of no image
         {"pdq": sig.pdq, "pdq_variants": {"trim": "zz" * 32}},
         {"pdq": sig.pdq, "pdq_variants": {"Trim!": sig.pdq}},
+        {"pdq": sig.pdq, "pdq_variants": {"verified": sig.pdq}},  # only keypoint evidence says that
         {"pdq": sig.pdq, "pdq_variants": {f"v{k}": sig.pdq for k in range(40)}},
         {"pdq": sig.pdq, "pdq_variants": [sig.pdq]},
     ):

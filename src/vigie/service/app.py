@@ -535,6 +535,9 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
                 )
             if hashes["pdq_variants"] and not hashes["pdq"]:
                 raise HTTPException(422, "pdq_variants are other hashes of an image: send its pdq with them")
+            named = [hashes["pdq_variants"] or {}, *(f[3] for f in hashes["vpdq"] or [] if len(f) > 3)]
+            if any("verified" in n for n in named):  # a match's transform: keypoint evidence
+                raise HTTPException(422, "'verified' names keypoint evidence, not a variant")
             context = body.model_dump(include=set(ItemContext.model_fields), exclude_none=True)
             outcome = await run_in_threadpool(svc.items.submit_hashes, matcher, hashes, context, claim)
         else:
