@@ -33,6 +33,9 @@ STRICT_PEEL_TOL = 3
 """Tolerance of a second peel where bars were peeled: a pad is flat to a grey level or two, and a pale
 picture's flat background (a light-grey graphic on white) differs by more, which the usual tolerance of 12
 takes for more pad, peeling off half the picture."""
+STRICT_EDGE_TOL = 3
+"""Tolerance at which that picture's edges are then placed exactly (1 grey level in luma): JPEG ringing
+beside an edge would otherwise push each edge a few pixels out into the page."""
 CAPTION_STOP = 0.75
 """A caption band (a bar with lines of text across it, as meme and repost apps add above or below the
 picture) ends where a line clean of text is followed by one with less than this share in the bar's colour,
@@ -48,9 +51,6 @@ CAPTION_MAX = 0.4
 CAPTION_TOL = 6
 """Tolerance of the caption band's colour: a band is drawn flat, and the usual 12 grey levels take a pale
 picture's top (a light sky under a white band) for more band, where its edge then never comes at once."""
-STRICT_EDGE_TOL = 3
-"""Tolerance at which that picture's edges are then placed exactly (1 grey level in luma): JPEG ringing
-beside an edge would otherwise push each edge a few pixels out into the page."""
 
 
 def _runs(mask: np.ndarray, gap: int) -> tuple[int, int] | None:
