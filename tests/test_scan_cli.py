@@ -169,6 +169,8 @@ def test_hash_json_contract(scenario: dict[str, object], photos: list[Path]) -> 
     assert list(full)[:-1] == list(obj) and {k: full[k] for k in obj} == obj
     assert {"mirror_lr", "rot90", "cut_top"} <= set(full["pdq_variants"])
     assert all(len(v) == 64 and v != obj["pdq"] for v in full["pdq_variants"].values())
+    table = vigie(Path(str(scenario["home"])), "hash", "--variants", str(photos[0]), check=False)
+    assert table.returncode == 2 and "use it with --json" in table.stderr and "Traceback" not in table.stderr
 
 
 def test_match_json_contract(scenario: dict[str, object], tmp_path: Path) -> None:

@@ -92,11 +92,13 @@ def hash_cmd(
     from vigie.media import list_inputs
     from vigie.signals import hash_path
 
+    if variants and not json_out:
+        raise VigieError("--variants adds to the JSON records: use it with --json")
     s = _settings()
     table = Table("path", "pdq", "q", "sha256", "error")
     failed = False
     for path in list_inputs(files):
-        for sig in hash_path(path, s.limits, vpdq_fps=s.vpdq_fps, dihedral=variants and json_out):
+        for sig in hash_path(path, s.limits, vpdq_fps=s.vpdq_fps, dihedral=variants):
             failed |= bool(sig.error)
             if json_out:
                 _emit(sig.to_json(variants=variants))
