@@ -36,6 +36,9 @@ takes for more pad, peeling off half the picture."""
 STRICT_EDGE_TOL = 3
 """Tolerance at which that picture's edges are then placed exactly (1 grey level in luma): JPEG ringing
 beside an edge would otherwise push each edge a few pixels out into the page."""
+CLEAN = 0.98
+"""Share of a line's pixels in one colour for the line to count as that colour (a bar's line, a caption
+band's clean line): JPEG noise and a stray pixel or two leave the rest."""
 CAPTION_STOP = 0.75
 """A caption band (a bar with lines of text across it, as meme and repost apps add above or below the
 picture) ends where a line clean of text is followed by one with less than this share in the bar's colour,
@@ -236,8 +239,8 @@ def _share(a: np.ndarray, i: int, lo: np.ndarray, hi: np.ndarray) -> float:  # p
 
 @njit(cache=True, nogil=True)
 def _one_colour(a: np.ndarray, i: int, lo: np.ndarray, hi: np.ndarray) -> bool:  # pragma: no cover - compiled
-    """Whether 98% of line ``i`` of (n, length, c) uint8 pixels lie within [lo, hi] on every channel."""
-    return _share(a, i, lo, hi) >= 0.98
+    """Whether line ``i`` of (n, length, c) uint8 pixels is one colour (:data:`CLEAN`) within [lo, hi]."""
+    return _share(a, i, lo, hi) >= CLEAN
 
 
 @njit(cache=True, nogil=True)
@@ -266,13 +269,13 @@ def _caption_lines(
     a: np.ndarray, lo: np.ndarray, hi: np.ndarray, clean: int
 ) -> int:  # pragma: no cover - compiled
     """How many outer lines of (n, length, c) pixels, outermost first, are a caption band in the colour
-    [lo, hi], or 0: the outermost line clean (98% in it), text on some lines clear of the edge (JPEG
+    [lo, hi], or 0: the outermost line clean (:data:`CLEAN`), text on some lines clear of the edge (JPEG
     ringing beside a plain pad's edge is not text), and the band's edge as :data:`CAPTION_STOP` says,
     within :data:`CAPTION_MAX` of the side. The first ``clean`` lines are known to be clean (a peel took
     them off), and are not looked at again."""
     n = a.shape[0]
     most, text_max = int(n * CAPTION_MAX), max(2, int(n * CAPTION_TEXT))
-    if n < 8 or clean >= most or (clean == 0 and _share(a, 0, lo, hi) < 0.98):
+    if n < 8 or clean >= most or (clean == 0 and _share(a, 0, lo, hi) < CLEAN):
         return 0
     limit = min(n, most + text_max + 1)
     s = np.ones(limit)
@@ -280,28 +283,22 @@ def _caption_lines(
     for j in range(max(0, clean - 1), limit):  # shares, until a run of unclean lines taller than text
         s[j] = _share(a, j, lo, hi)
         m = j + 1
-        unclean = unclean + 1 if s[j] < 0.98 else 0
+        unclean = unclean + 1 if s[j] < CLEAN else 0
         if unclean > text_max:
             break
     gap = max(8, n // 60)  # JPEG rings up to a block or two beside an edge: that is not text
     text = -1  # the first line with text on it
     for r in range(1, min(m, most + 1)):
         if s[r] >= CAPTION_STOP:
-            if s[r] < 0.98 and text < 0:
+            if s[r] < CLEAN and text < 0:
                 text = r
             continue
-        edge = False
-        for k in range(max(0, r - 3), r):  # a clean line just before (JPEG rings at the edge)
-            edge = edge or s[k] >= 0.98
-        if not edge:
+        if s[max(0, r - 3) : r].max() < CLEAN:  # no clean line just before (JPEG rings at an edge)
             if s[r] < CAPTION_FLOOR:
                 return 0
             text = r if text < 0 else text
             continue
-        clean_after = False
-        for k in range(r + 1, min(m, r + 1 + text_max)):
-            clean_after = clean_after or s[k] >= 0.98
-        if clean_after:  # the top of a line of text
+        if (s[r + 1 : min(m, r + 1 + text_max)] >= CLEAN).any():  # clean lines after: a text line's top
             text = r if text < 0 else text
             continue
         return r if 0 <= text < r - gap else 0
