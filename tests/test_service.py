@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from conftest import PHOTOS
 from fakehashes import flip, rhex
-from vigie.service.app import KEY_CACHE_S, create_app
+from vigie.service.app import KEY_CACHE_S, MAX_PDQ_VARIANTS, create_app
 from vigie.service.items import new_item_id
 from vigie.service.keys import KeyStore
 from vigie.settings import Settings
@@ -785,7 +785,7 @@ def test_hash_only_items_with_variants_match_as_uploads_do(
         {"pdq": sig.pdq, "pdq_variants": {"trim": "zz" * 32}},
         {"pdq": sig.pdq, "pdq_variants": {"Trim!": sig.pdq}},
         {"pdq": sig.pdq, "pdq_variants": {"verified": sig.pdq}},  # only keypoint evidence says that
-        {"pdq": sig.pdq, "pdq_variants": {f"v{k}": sig.pdq for k in range(40)}},
+        {"pdq": sig.pdq, "pdq_variants": {f"v{k}": sig.pdq for k in range(MAX_PDQ_VARIANTS + 1)}},
         {"pdq": sig.pdq, "pdq_variants": [sig.pdq]},
     ):
         r = c.post("/v1/items", json=bad, headers=it)

@@ -31,6 +31,7 @@ from vigie.media import Item, decode_errors, open_image
 from vigie.settings import MediaLimits
 from vigie.signals import bands, features, hash_item
 from vigie.signals.borders import picture_boxes
+from vigie.signals.grid import grid_cells
 from vigie.signals.pdq import MIN_QUALITY, WEAK_SPREAD, dct_spread, hash_array
 
 NameBy = Literal["sha256", "name", "path"]
@@ -98,6 +99,10 @@ DERIVED: dict[str, Callable[[Image.Image], Image.Image]] = {
 OWN_PICTURE = {"trim": "picture_in_frame", "trim_strict": "picture_in_frame_strict",
                "trim_caption": "picture_under_caption"}  # fmt: skip
 
+SHEET_CELL = "sheet_cell_"
+"""A known contact sheet or collage also keeps each picture in it (``signals/grid.py``), named
+``sheet_cell_<row>_<col>``, so that one frame or image of it posted alone matches the sheet."""
+
 
 @dataclass
 class MediaAids:
@@ -118,7 +123,10 @@ def media_aids(data: bytes, limits: MediaLimits) -> MediaAids:
     out: dict[str, str] = {}
     hints: list[str] = []
     px = np.asarray(base)
+    gray = np.asarray(base.convert("L"))
     own = [(OWN_PICTURE[k], box) for k, box in picture_boxes(px).items() if k in OWN_PICTURE]
+    for r, row in enumerate(grid_cells(gray), 1):
+        own.extend((f"{SHEET_CELL}{r}_{c}", box) for c, box in enumerate(row, 1))
     crops = chain(
         ((name, np.asarray(fn(base))) for name, fn in DERIVED.items()),  # one at a time: ~3 MB each
         ((name, np.ascontiguousarray(px[y0:y1, x0:x1])) for name, (x0, y0, x1, y1) in own),
@@ -129,7 +137,7 @@ def media_aids(data: bytes, limits: MediaLimits) -> MediaAids:
             out[name] = h.hex
         elif h.quality > 0:
             hints.append(h.hex)
-    feats = features.extract(np.asarray(base.convert("L")))
+    feats = features.extract(gray)
     packed = feats.pack() if feats is not None and len(feats.points) else None
     return MediaAids(out, hints if packed else [], packed, dct_spread(np.asarray(base)))
 

@@ -28,6 +28,7 @@ from vigie.banks.store import entry_out
 from vigie.banks.verifiable import VerifiableSet
 from vigie.errors import IndexStoreError
 from vigie.index import ExactIndex, PDQIndex
+from vigie.signals import grid
 from vigie.signals.types import EXACT_SIGNALS, signal_type
 from vigie.store import Bank, Change, Database, Entry
 
@@ -346,11 +347,13 @@ class Matcher:
         allow = [m for m in found if m.bank_kind == "allow"]
         result = MatchResult()
         allow_exact = any(m.signal != "pdq" for m in allow)
-        allow_pdq = any(m.signal == "pdq" for m in allow)
+        # a PDQ allow match covers the picture it was found on: the whole item, or one cell of a grid
+        # (a known benign picture in a contact sheet says nothing of the sheet's other pictures)
+        allow_pdq = {_region(m) for m in allow if m.signal == "pdq"}
         for m in found:
             if m.bank_kind == "allow":
                 continue
-            if allow_exact or (allow_pdq and m.signal == "pdq"):
+            if allow_exact or (m.signal == "pdq" and (None in allow_pdq or _region(m) in allow_pdq)):
                 result.suppressed.append(m)
             else:
                 result.matches.append(m)
@@ -360,6 +363,12 @@ class Matcher:
         if beyond and not allow:  # what an allow bank covers is not evidence of anything either
             result.near = sorted(_one_per_item(beyond), key=key)
         return result
+
+
+def _region(m: Match) -> str | None:
+    """The grid cell of the item a PDQ match was found on (``cell_1_2``), or None for the whole item."""
+    side = (m.transform or "").split("+", 1)[0]
+    return side if grid.is_cell(side) else None
 
 
 def _one_per_item(found: list[Match]) -> list[Match]:

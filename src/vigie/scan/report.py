@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -109,19 +110,40 @@ _ITEM_WORDS = {
     "centre_16x9": "middle band",
     "centre_9x16": "middle column",
 }
+_CELL = re.compile(r"cell_(\d+)_(\d+)(?:_cut_(top|bottom))?")
+_SHEET_CELL = re.compile(r"sheet_cell_(\d+)_(\d+)")
+
+
+def _item_words(name: str) -> str | None:
+    if name in _ITEM_WORDS:
+        return _ITEM_WORDS[name]
+    if cell := _CELL.fullmatch(name):
+        cut = f", without its {cell[3]} quarter" if cell[3] else ""
+        return f"picture in row {cell[1]}, column {cell[2]} of its grid (a contact sheet or collage){cut}"
+    return None
+
+
+def _entry_words(name: str) -> str:
+    cell = _SHEET_CELL.fullmatch(name)
+    if cell:
+        return f"picture in row {cell[1]}, column {cell[2]} of the known contact sheet or collage"
+    return f"derived {name}"
 
 
 def transform_words(name: str) -> str:
     """What a match's ``transform`` says, in words for a reviewer: the item's side (a flip, a turn, the
-    picture inside bars) and, after ``+``, the bank entry's derived crop, tilt or cut it met."""
+    picture inside bars, one picture of a grid) and, after ``+``, the bank entry's derived crop, tilt, cut
+    or picture of a known grid it met."""
     if name == "verified":
         return "keypoints that agree under one rotation and scale (see the evidence)"
     for i, ch in enumerate(name):  # "<item's variant>+<entry's derived>"; derived names may hold a "+"
-        if ch == "+" and name[:i] in _ITEM_WORDS:
-            return f"the item's {_ITEM_WORDS[name[:i]]}, against the bank entry's derived {name[i + 1 :]}"
-    if name in _ITEM_WORDS:
-        item = f"the item's {_ITEM_WORDS[name]}"
+        if ch == "+" and (item := _item_words(name[:i])):
+            return f"the item's {item}, against the bank entry's {_entry_words(name[i + 1 :])}"
+    if item := _item_words(name):
+        item = f"the item's {item}"
         return f"{item}, or the bank entry's derived {name}" if name.startswith("cut_") else item
+    if _SHEET_CELL.fullmatch(name):
+        return f"the bank entry's {_entry_words(name)}"
     return f"the bank entry's derived {name} (a crop, tilt or cut of the known image)"
 
 

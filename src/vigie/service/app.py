@@ -132,8 +132,9 @@ class ItemContext(BaseModel):
 
 MAX_VPDQ_FRAMES = 36_000
 """Frames one privacy-mode video may carry: ten hours at one a second."""
-MAX_PDQ_VARIANTS = 32
-"""Other query hashes one privacy-mode image or frame may carry (``vigie hash --variants`` prints ~15)."""
+MAX_PDQ_VARIANTS = 256
+"""Other query hashes one privacy-mode image or frame may carry: ``vigie hash --variants`` prints ~15, and
+three more for each picture of a contact sheet or collage (the picture and its two band cuts, up to 8×8)."""
 VariantName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 Variants = Annotated[dict[VariantName, Hex64], Field(max_length=MAX_PDQ_VARIANTS)]

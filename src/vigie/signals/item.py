@@ -13,6 +13,7 @@ from vigie.settings import MediaLimits
 from vigie.signals.bands import band_hashes
 from vigie.signals.borders import trimmed_hashes
 from vigie.signals.crypto import crypto_hashes
+from vigie.signals.grid import cell_hashes
 from vigie.signals.pdq import hash_image_pixels
 from vigie.signals.vpdq import FrameHash, hash_video
 
@@ -97,10 +98,11 @@ def hash_item(
                 item.decoded["rgb"] = px  # the whole image: the watermark check needs just this
             sig.pdq, sig.pdq_quality, sig.pdq_dihedral = h.hex, h.quality, variants
             if dihedral and px is not None and gray is not None:  # for matching: the picture inside
-                # a frame, and the picture without its top or bottom band (captions and logos go there)
+                # a frame, the picture without its top or bottom band (captions and logos go there), and
+                # each picture of a contact sheet or collage
                 cuts, flat = band_hashes(gray, size)
                 sig.pdq_hints = flat or None
-                extra = {**trimmed_hashes(px, size, gray), **cuts}
+                extra = {**trimmed_hashes(px, size, gray), **cuts, **cell_hashes(gray, size)}
                 sig.pdq_extra = {k: v for k, v in extra.items() if v != h.hex} or None
             if sig.media_type is None:
                 sig.media_type = f"image/{(im.format or 'unknown').lower()}"

@@ -1,0 +1,209 @@
+"""Contact sheets and collages: each picture of a grid is hashed alone and matches on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from test_borders import WRAPS, _media_bank, jpeg, load, meme
+from vigie.banks import BankStore, EntryIn
+from vigie.banks.matcher import Matcher
+from vigie.media import Item
+from vigie.pipeline import PipelineContext, process_item
+from vigie.scan.report import transform_words
+from vigie.settings import MediaLimits
+from vigie.signals import hash_item
+from vigie.signals.grid import cell_hashes, grid_cells, is_cell
+from vigie.signals.pdq import distance, hash_array
+from vigie.store import open_db
+
+LIMITS = MediaLimits()
+
+
+def sheet(
+    pictures: list[Image.Image],
+    cols: int,
+    cell: tuple[int, int] = (320, 200),
+    gutter: int = 8,
+    margin: int = 12,
+    header: int = 56,
+    bg: tuple[int, int, int] = (24, 24, 24),
+    stamps: bool = True,
+) -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
+    """A contact sheet as thumbnail tools lay one out (a header of file details, pictures between
+    gutters, a timestamp in each one's corner), and each picture's box in it."""
+    rows = -(-len(pictures) // cols)
+    cw, ch = cell
+    size = (
+        2 * margin + cols * cw + (cols - 1) * gutter,
+        2 * margin + header + rows * ch + (rows - 1) * gutter,
+    )
+    out = Image.new("RGB", size, bg)
+    d = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=14)
+    if header:
+        d.text(
+            (margin, 10),
+            "File: clip.mp4   Size: 12.3 MB   Duration: 00:03:12",
+            fill=(230, 230, 230),
+            font=font,
+        )
+        d.text((margin, 30), "Video: h264 1280x720 30 fps", fill=(230, 230, 230), font=font)
+    boxes = []
+    for k, pic in enumerate(pictures):
+        r, c = divmod(k, cols)
+        x, y = margin + c * (cw + gutter), margin + header + r * (ch + gutter)
+        out.paste(pic.resize(cell, Image.Resampling.BILINEAR), (x, y))
+        if stamps:
+            d.text((x + cw - 64, y + ch - 18), f"00:0{k}:12", fill=(255, 255, 255), font=font,
+                   stroke_width=1, stroke_fill=(0, 0, 0))  # fmt: skip
+        boxes.append((x, y, x + cw, y + ch))
+    return out, boxes
+
+
+def test_a_contact_sheet_is_cut_into_its_cells_exactly(photos: list[Path]) -> None:
+    """Found on RGB and on the reduced luma a large JPEG decodes to, under a header, in either gutter
+    colour; each cell's PDQ lands near its picture's."""
+    pics = [load(p) for p in photos[:9]]
+    for bg in ((24, 24, 24), (250, 250, 250)):
+        im, boxes = sheet(pics, 3, bg=bg)
+        got = [box for row in grid_cells(np.asarray(im)) for box in row]
+        assert got == boxes
+        big = im.resize((im.width * 2, im.height * 2))
+        sig = hash_item(Item("s.jpg", jpeg(big, 90), "image/jpeg"), LIMITS, dihedral=True)
+        cells = {k: v for k, v in (sig.pdq_extra or {}).items() if is_cell(k) and "cut" not in k}
+        near = 0
+        for k, pic in enumerate(pics):
+            own = hash_array(np.asarray(pic.resize((320, 200))))
+            name = f"cell_{k // 3 + 1}_{k % 3 + 1}"
+            if own.quality >= 50 and name in cells:
+                near += distance(cells[name], own.hex) <= 31
+        assert near >= 5, cells  # a timestamp moves a smooth picture's PDQ further: its cuts catch those
+
+
+def test_strips_and_gutterless_layouts(photos: list[Path]) -> None:
+    """A row of pictures with a margin above and below is a grid; pictures touching each other, or a
+    single picture in a frame, are not (nothing marks where one ends)."""
+    pics = [load(p) for p in photos[:3]]
+    strip, boxes = sheet(pics, 3, header=0, stamps=False)
+    assert [box for row in grid_cells(np.asarray(strip)) for box in row] == boxes
+    touching, _ = sheet(pics, 3, gutter=0, margin=0, header=0, stamps=False)
+    assert grid_cells(np.asarray(touching)) == []
+    single, _ = sheet(pics[:1], 1)
+    assert grid_cells(np.asarray(single)) == []
+
+
+def test_photos_and_their_usual_wrappings_are_not_grids(photos: list[Path]) -> None:
+    """No cell variant for plain photos, padded, letterboxed, screenshotted or captioned ones, tilted
+    ones with black corners, or a flat image: what is hashed for them stays as it was."""
+    for p in photos:
+        im = load(p)
+        for copy in (im, meme(im), im.rotate(10), *(wrap(im) for wrap in WRAPS.values())):
+            assert grid_cells(np.asarray(copy)) == [], p.name
+    assert cell_hashes(np.full((300, 400), 128, np.uint8), (400, 300)) == {}
+
+
+def test_a_known_picture_in_a_sheet_matches_once_and_unknown_cells_do_not(
+    db_url: str, photos: list[Path], tmp_path: Path
+) -> None:
+    """A collage holding one known photo among eight unknown ones matches that photo, naming the cell;
+    a collage of unknown photos matches nothing."""
+    store, entries = _media_bank(db_url, photos[:4], tmp_path)
+    store.add_entries("known", entries)
+    matcher = Matcher.open(store.db)
+    ctx = PipelineContext(limits=LIMITS, matcher=matcher)
+    unknown = [load(p) for p in photos[6:14]]
+    pics = [*unknown[:4], load(photos[2]), *unknown[4:]]
+    im, _ = sheet(pics, 3)
+    res = process_item(Item("s.jpg", jpeg(im), "image/jpeg"), ctx)
+    assert [m["labels"]["external_id"] for m in res.matches] == [photos[2].name], res.matches
+    assert res.matches[0]["transform"].startswith("cell_2_2"), res.matches[0]
+    # privacy mode: the platform hashes the sheet itself and sends what `vigie hash --variants` prints
+    sig = hash_item(Item("s.jpg", jpeg(im), "image/jpeg"), LIMITS, dihedral=True)
+    found = matcher.match(pdq=sig.pdq, pdq_quality=sig.pdq_quality, pdq_variants=sig.variants())
+    assert [(m.labels["external_id"], (m.transform or "")[:8]) for m in found.matches] == [
+        (photos[2].name, "cell_2_2")
+    ]
+    im, _ = sheet(unknown, 3)
+    assert process_item(Item("u.jpg", jpeg(im), "image/jpeg"), ctx).matches == []
+
+
+def test_an_allow_listed_cell_does_not_hide_a_known_one(db_url: str, photos: list[Path]) -> None:
+    """A known benign picture (allow bank) in one cell suppresses that cell's match only; the sheet itself
+    on the allow list suppresses them all."""
+    store = BankStore(open_db(db_url))
+    store.create_bank("known")
+    store.create_bank("benign", kind="allow")
+    pics = [load(p) for p in photos[:6]]
+    im, _ = sheet(pics, 3, stamps=False)
+    sig = hash_item(Item("s.jpg", jpeg(im), "image/jpeg"), LIMITS)
+
+    def pdq_of(pic: Image.Image) -> str:
+        return hash_array(np.asarray(pic.resize((320, 200)))).hex
+
+    store.add_entries("known", [EntryIn("pdq", pdq_of(pics[4]), external_id="known-4")])
+    store.add_entries("benign", [EntryIn("pdq", pdq_of(pics[0]), external_id="benign-0")])
+    ctx = PipelineContext(limits=LIMITS, matcher=Matcher.open(store.db))
+    res = process_item(Item("s.jpg", jpeg(im), "image/jpeg"), ctx)
+    assert [m["labels"]["external_id"] for m in res.matches] == ["known-4"]
+    assert [m["labels"]["external_id"] for m in res.suppressed] == []
+    store.add_entries("benign", [EntryIn("pdq", sig.pdq or "", external_id="benign-sheet")])
+    ctx = PipelineContext(limits=LIMITS, matcher=Matcher.open(store.db))
+    res = process_item(Item("s.jpg", jpeg(im), "image/jpeg"), ctx)
+    assert res.matches == [] and [m["labels"]["external_id"] for m in res.suppressed] == ["known-4"]
+
+
+def test_a_known_sheet_keeps_its_cells_and_one_frame_alone_matches_it(
+    db_url: str, photos: list[Path], tmp_path: Path
+) -> None:
+    store = BankStore(open_db(db_url))
+    store.create_bank("known")
+    folder = tmp_path / "known"
+    folder.mkdir()
+    pics = [load(p) for p in photos[:6]]
+    im, _ = sheet(pics, 3)
+    (folder / "sheet.jpg").write_bytes(jpeg(im))
+    from vigie.banks.ingest import entries_for_paths
+
+    got = [
+        e for e in entries_for_paths([folder], store.get_bank("known"), LIMITS, {}) if isinstance(e, EntryIn)
+    ]
+    derived = {(e.extra or {}).get("derived") for e in got}
+    assert {f"sheet_cell_{r}_{c}" for r in (1, 2) for c in (1, 2, 3)} & derived
+    store.add_entries("known", got)
+    ctx = PipelineContext(limits=LIMITS, matcher=Matcher.open(store.db))
+    hits = 0
+    for k, pic in enumerate(pics):
+        if f"sheet_cell_{k // 3 + 1}_{k % 3 + 1}" not in derived:
+            continue
+        res = process_item(Item("f.jpg", jpeg(pic.resize((640, 400)), 85), "image/jpeg"), ctx)
+        if res.matches:
+            assert res.matches[0]["transform"].endswith(f"sheet_cell_{k // 3 + 1}_{k % 3 + 1}"), res.matches
+            hits += 1
+    assert hits >= 3
+    for p in photos[10:14]:
+        assert process_item(Item("o.jpg", jpeg(load(p)), "image/jpeg"), ctx).matches == []
+
+
+def test_a_contact_sheet_of_a_known_video_matches_the_video(db_url: str, photos: list[Path]) -> None:
+    """The thumbnail sheet a site shows for a video, as a still: its frames meet the video's frames."""
+    from test_video_bank import FPS, _bank
+
+    m, known = _bank(db_url, photos)
+    frames = [Image.fromarray(known[k]) for k in range(0, len(known), len(known) // 9)][:9]
+    im, _ = sheet(frames, 3, cell=(320, 180))
+    res = process_item(Item("sheet.jpg", jpeg(im), "image/jpeg"), PipelineContext(matcher=m))
+    assert res.matches and res.matches[0]["labels"]["of"] == "known.mp4", res.matches
+    assert is_cell(res.matches[0]["transform"]) and FPS
+
+
+def test_a_reviewer_reads_which_cell_matched() -> None:
+    assert transform_words("cell_2_3") == (
+        "the item's picture in row 2, column 3 of its grid (a contact sheet or collage)"
+    )
+    assert "row 1, column 2 of its grid" in transform_words("cell_1_2_cut_bottom+cut_bottom")
+    assert transform_words("sheet_cell_1_2") == (
+        "the bank entry's picture in row 1, column 2 of the known contact sheet or collage"
+    )
