@@ -16,6 +16,13 @@ a plain line in its colour crossing it both ways (gutters or margin), and cells 
 so an ordinary photo, a padded one, a screenshot or a meme gets none. Lines are tested on every few pixels
 and a line is given up once it cannot be plain: a photo with no plain line costs ~10 µs, one with large flat
 parts up to ~0.4 ms.
+
+Without gutters (ffmpeg's ``tile`` filter lays frames edge to edge by default), a grid is equal tiles
+whose every edge, along both axes, is a step in the picture at a quarter or more of the points along it
+(:data:`TILE_STEP`, :data:`TILE_SHARE`): one straight edge across a photo is not a layout, and on the
+benchmark's photos and their altered copies no edge at a tile's place steps at more than 0.15 of its
+points. A graphic drawn as tiles (a Truchet pattern) is a grid too, by construction. Adjacent frames of one
+smooth, slowly panned scene barely step, and are missed.
 """
 
 from __future__ import annotations
@@ -39,6 +46,11 @@ MIN_COVER = 0.4
 """The cells together cover at least this share of the image: a header or a frame may take the rest."""
 MAX_GUTTER = 0.25
 """Widest gutter between two cells, as a share of a cell's side: a flat band across a photo is wider."""
+TILE_STEP = 4.0
+"""Grey levels by which a tile's edge steps more than twice the picture's own change on either side of it,
+at a point of a sheet laid out without gutters (ffmpeg's ``tile`` filter by default)."""
+TILE_SHARE = 0.25
+"""Share of the points sampled along a tile's edge that must step so; every edge of the layout must."""
 PREFIX = "cell_"
 """Names a cell's query variants: ``cell_<row>_<col>``, and its cuts ``cell_<row>_<col>_cut_top``."""
 
@@ -96,6 +108,59 @@ def _clean_lines(
 
 def _lines(a: np.ndarray, colour: int = -1) -> tuple[np.ndarray, np.ndarray]:
     return _clean_lines(a, max(1, a.shape[1] // SAMPLES), TOL, colour)
+
+
+@njit(cache=True, nogil=True)
+def _steps(a: np.ndarray, pos: int, stride: int) -> float:  # pragma: no cover - compiled
+    """Share of every ``stride``-th point along the edge before line ``pos`` of (n, length) pixels where
+    the picture steps across it (over three lines, for JPEG's blur) by :data:`TILE_STEP` more than twice
+    what it changes over three lines on either side."""
+    length = a.shape[1]
+    hit, seen = 0, 0
+    for x in range(0, length, stride):
+        across = abs(float(a[pos + 1, x]) - float(a[pos - 2, x]))
+        before = abs(float(a[pos - 2, x]) - float(a[pos - 5, x]))
+        after = abs(float(a[pos + 4, x]) - float(a[pos + 1, x]))
+        hit += across > 2.0 * max(before, after) + TILE_STEP
+        seen += 1
+    return hit / max(seen, 1)
+
+
+@njit(cache=True, nogil=True)
+def _tiles(a: np.ndarray, stride: int) -> int:  # pragma: no cover - compiled
+    """How many equal tiles the (n, length) pixels split into along their first axis, edge to edge with
+    no gutter (the most, 2 to :data:`MAX_CELLS`, whose every edge steps, within a line), or 1."""
+    n = a.shape[0]
+    for k in range(MAX_CELLS, 1, -1):
+        if n // k < 12:
+            continue
+        ok = True
+        for i in range(1, k):
+            edge = (i * n + k // 2) // k
+            best = 0.0
+            for pos in range(edge - 1, edge + 2):
+                best = max(best, _steps(a, pos, stride))
+            if best < TILE_SHARE:
+                ok = False
+                break
+        if ok:
+            return k
+    return 1
+
+
+def _tiled_cells(luma: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
+    """The cells of pictures laid edge to edge in equal tiles, at least 2×2 (one straight edge across a
+    photo is not a layout), or ``[]``."""
+    h, w = luma.shape
+    rows = int(_tiles(luma, max(1, w // 64)))
+    if rows < 2:
+        return []
+    cols = int(_tiles(luma.T, max(1, h // 64)))
+    if cols < 2:
+        return []
+    ys = [(i * h + rows // 2) // rows for i in range(rows + 1)]
+    xs = [(i * w + cols // 2) // cols for i in range(cols + 1)]
+    return [[(xs[c], ys[r], xs[c + 1], ys[r + 1]) for c in range(cols)] for r in range(rows)]
 
 
 def _bands(clean: np.ndarray) -> list[tuple[int, int]]:
@@ -165,7 +230,7 @@ def grid_cells(px: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
         cover = sum(e - s for s, e in rows) * sum(e - s for s, e in cols)
         if cover >= MIN_COVER * h * w:
             return [[(x0, y0, x1, y1) for x0, x1 in cols] for y0, y1 in rows]
-    return []
+    return _tiled_cells(a[:, :, 0])
 
 
 def cell_hashes(px: np.ndarray, full_size: tuple[int, int]) -> dict[str, str]:
