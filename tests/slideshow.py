@@ -1,4 +1,5 @@
-"""Benign test videos: slideshows of the shared photos with a slow pan and zoom, encoded with PyAV."""
+"""Benign test media: slideshows of the shared photos with a slow pan and zoom, encoded with PyAV, and the
+contact sheets a video is previewed with."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 
 def slideshow_frames(
@@ -57,3 +58,44 @@ def encode(
         for packet in stream.encode():
             out.mux(packet)
     return buf.getvalue()
+
+
+def sheet(
+    pictures: list[Image.Image],
+    cols: int,
+    cell: tuple[int, int] = (320, 200),
+    gutter: int = 8,
+    margin: int = 12,
+    header: int = 56,
+    bg: tuple[int, int, int] = (24, 24, 24),
+    stamps: bool = True,
+) -> tuple[Image.Image, list[tuple[int, int, int, int]]]:
+    """A contact sheet as thumbnail tools lay one out (a header of file details, pictures between
+    gutters, a timestamp in each one's corner), and each picture's box in it."""
+    rows = -(-len(pictures) // cols)
+    cw, ch = cell
+    size = (
+        2 * margin + cols * cw + (cols - 1) * gutter,
+        2 * margin + header + rows * ch + (rows - 1) * gutter,
+    )
+    out = Image.new("RGB", size, bg)
+    d = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=14)
+    if header:
+        d.text(
+            (margin, 10),
+            "File: clip.mp4   Size: 12.3 MB   Duration: 00:03:12",
+            fill=(230, 230, 230),
+            font=font,
+        )
+        d.text((margin, 30), "Video: h264 1280x720 30 fps", fill=(230, 230, 230), font=font)
+    boxes = []
+    for k, pic in enumerate(pictures):
+        r, c = divmod(k, cols)
+        x, y = margin + c * (cw + gutter), margin + header + r * (ch + gutter)
+        out.paste(pic.resize(cell, Image.Resampling.BILINEAR), (x, y))
+        if stamps:
+            d.text((x + cw - 64, y + ch - 18), f"00:0{k}:12", fill=(255, 255, 255), font=font,
+                   stroke_width=1, stroke_fill=(0, 0, 0))  # fmt: skip
+        boxes.append((x, y, x + cw, y + ch))
+    return out, boxes
