@@ -100,6 +100,25 @@ def test_a_known_picture_in_a_sheet_matches_once_and_unknown_cells_do_not(
     assert process_item(Item("u.jpg", jpeg(im), "image/jpeg"), ctx).matches == []
 
 
+def test_a_tilted_picture_in_a_sheet_is_verified_on_its_cell(
+    db_url: str, photos: list[Path], tmp_path: Path
+) -> None:
+    """A known photo turned 6° in one cell is past every PDQ threshold; its keypoints, taken on the cell
+    alone, verify it, and the evidence names the cell and the turn."""
+    store, entries = _media_bank(db_url, photos[:4], tmp_path)
+    store.add_entries("known", entries)
+    ctx = PipelineContext(limits=LIMITS, matcher=Matcher.open(store.db))
+    unknown = [load(p) for p in photos[6:14]]
+    for k in (0, 3):
+        tilted = load(photos[k]).rotate(6, resample=Image.Resampling.BILINEAR)
+        im, _ = sheet([*unknown[:4], tilted, *unknown[4:]], 3, cell=(480, 300))
+        [m] = process_item(Item("s.jpg", jpeg(im), "image/jpeg"), ctx).matches
+        ev = m["verification"]
+        assert (m["labels"]["external_id"], m["transform"]) == (photos[k].name, "verified")
+        assert ev["cell"] == "cell_2_2"
+        assert abs(abs(ev["rotation_deg"]) - 6) <= 1.5 and ev["inliers"] >= 25, ev
+
+
 def test_an_allow_listed_cell_does_not_hide_a_known_one(db_url: str, photos: list[Path]) -> None:
     """A known benign picture (allow bank) in one cell suppresses that cell's match only; the sheet itself
     on the allow list suppresses them all."""

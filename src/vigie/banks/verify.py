@@ -118,8 +118,11 @@ def verified_matches(
     boxes = _cell_boxes(pixels) if per_cell else {}
     done = {m["entry_id"] for m in out}
     for cell, found in per_cell.items():
-        view = _box_view(pixels, boxes[cell]) if cell in boxes else None
-        if view is None:
+        # the cell's own coordinates: the evidence names the cell, and its scale and translation are the
+        # cell's against the entry (mapped into the whole sheet, a 5×5 sheet's cell would be past SCALE_RANGE)
+        x0, y0, x1, y1 = boxes.get(cell, (0, 0, 0, 0))
+        view = features.extract(pixels[y0:y1, x0:x1]) if x1 > x0 and y1 > y0 else None
+        if view is None or not len(view.points):
             continue
         for eid, dist in found:
             if str(eid) in done or (known := known_features(eid)) is None:
