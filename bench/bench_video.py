@@ -6,8 +6,11 @@ frame rate), clips of 10, 20 and 30 s, a 20 s clip inside unrelated footage, and
 way re-uploads are: mirrored, set in a 4:3 or a 9:16 portrait frame (on black bars or on a blurred copy of
 itself), cropped to fill a portrait screen, under a caption band, with a corner logo, with subtitles burned
 in, in grey, zoomed in.
-Negatives are slideshows of photos no known video shows, plain and altered alike, and every query also
-counts as a negative for the known videos it does not come from.
+Stills: a contact sheet of each video (16 frames, 4×4, laid out by a thumbnail tool or edge to edge), the
+way a video is previewed where it is not posted, matched as an image; the reference is the sheet's own PDQ
+against the video's frames.
+Negatives are slideshows of photos no known video shows, plain and altered alike (and their sheets), and
+every query also counts as a negative for the known videos it does not come from.
 
 The reference hashes with ``vpdq.computeHash`` (1 hash per second, one thread) and matches as Meta's vPDQ
 brute-force matcher does: query and compared frame shares at distance <= 31 and quality >= 50, both >= 80%
@@ -19,6 +22,7 @@ Hashing speed is measured at 720p on one core, as bank entries are hashed and as
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -32,17 +36,19 @@ from pathlib import Path
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np
+import pdqhash
 import vpdq
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from slideshow import encode, slideshow_frames  # noqa: E402
+from slideshow import encode, sheet, slideshow_frames  # noqa: E402
 from vigie.banks import BankStore  # noqa: E402
 from vigie.banks.ingest import entries_for_items  # noqa: E402
 from vigie.banks.matcher import Matcher  # noqa: E402
 from vigie.banks.video import VideoRules, distinct_frames, video_matches  # noqa: E402
 from vigie.media import Item  # noqa: E402
+from vigie.pipeline import PipelineContext, process_item  # noqa: E402
 from vigie.settings import MediaLimits  # noqa: E402
 from vigie.signals import hash_item  # noqa: E402
 from vigie.signals.vpdq import hash_video  # noqa: E402
@@ -168,6 +174,27 @@ ALTERED: dict[str, Callable[[Frames], Frames]] = {
     "grey": _each(lambda im: im.convert("L").convert("RGB")),
     "cropped 10% per side": _each(cropped(0.10)),
 }
+
+
+def contact_sheet(frames: Frames, tiled: bool) -> bytes:
+    """A JPEG of 16 frames, 4×4: as thumbnail tools lay a sheet out (dark gutters under a header of file
+    details, a timestamp in each frame's corner), or edge to edge as ffmpeg's ``tile`` filter does."""
+    picks = [Image.fromarray(frames[i]) for i in np.linspace(0, len(frames) - 1, 16).astype(int)]
+    cell = (320, round(picks[0].height * 320 / picks[0].width))
+    if tiled:
+        im, _ = sheet(picks, 4, cell, gutter=0, margin=0, header=0, stamps=False)
+    else:
+        im, _ = sheet(picks, 4, cell, gutter=6)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+SHEETS = {
+    "contact sheet, 4×4, gutters, timestamps (still)": False,
+    "contact sheet, 4×4 edge to edge (still)": True,
+}
+
 #: Rows the issue sets a goal for (clips of 10 s and more, whole or inside other footage, re-encoded).
 GOAL_KINDS = ("clip 10 s", "clip 20 s", "clip 30 s", "20 s clip inside unrelated footage")
 
@@ -196,6 +223,7 @@ def main() -> int:
     store.create_bank("videos")
     other = list(slideshow_frames(unseen[:5], 8.0, FPS, size, seed=99))  # unrelated footage, 40 s
     queries: list[tuple[str, int | None, str]] = []  # (file, known index or None, kind)
+    sheets: list[tuple[int | None, str, bytes]] = []  # stills: (known index or None, kind, JPEG)
     rng = np.random.default_rng(5)
     speed: dict[str, object] = {}
     for k in range(n_known):
@@ -244,6 +272,7 @@ def main() -> int:
         for j, (kind, alter) in enumerate(ALTERED.items()):
             write(f"q{k}_alt{j}.mp4", alter(clip))
             queries.append((f"q{k}_alt{j}.mp4", k, f"20 s clip, {kind}"))
+        sheets.extend((k, kind, contact_sheet(fr, tiled)) for kind, tiled in SHEETS.items())
         del fr, clip
     write("neg_other.mp4", other)
     queries.append(("neg_other.mp4", None, "unrelated"))
@@ -252,6 +281,9 @@ def main() -> int:
         pick = [unseen[(j + i * 3) % len(unseen)] for i in range(2)]
         neg = list(slideshow_frames(pick, 10.0, FPS, size, seed=50 + j))
         write(f"neg{j}.mp4", neg)
+        sheets.extend(
+            (None, f"unrelated, {kind}", contact_sheet(neg, tiled)) for kind, tiled in SHEETS.items()
+        )
         queries.append((f"neg{j}.mp4", None, "unrelated"))
         kind = list(ALTERED)[j % len(ALTERED)]
         write(f"neg{j}_alt.mp4", ALTERED[kind](neg))
@@ -321,6 +353,37 @@ def main() -> int:
                 "ref_query_share_hit": k in ref_clip if k is not None else None,
                 "ref_false": len(ref_clip - {k}),
                 "ref_frames_near_other": ref_frames_near,
+            }
+        )
+    # stills: a contact sheet of a known video matches it through its cells (vigie); the reference is the
+    # sheet's own PDQ within 31 bits of any of the video's frames, as a still is looked up beside a vPDQ bank
+    ctx = PipelineContext(limits=limits, matcher=matcher)
+    for j, (k, kind, data) in enumerate(sheets):
+        res = process_item(Item(f"sheet{j}.jpg", data, "image/jpeg"), ctx)
+        hits = {int(str(m["labels"].get("of", ""))[5:-4]) for m in res.matches if m["labels"].get("of")}
+        with Image.open(io.BytesIO(data)) as im:
+            bits, quality = pdqhash.compute(np.asarray(im.convert("RGB")))
+        still = [(np.packbits(bits.astype(np.uint8)), int(quality))]
+        ref_hits = {
+            kk for kk, feats in ref_known.items() if (c := ref_close(still, feats)) is not None and c.any()
+        }
+        rows.append(
+            {
+                "query": f"sheet{j}.jpg",
+                "kind": kind,
+                "size": "still",
+                "truth": k,
+                "frames": 16,
+                "vigie_hit": k in hits if k is not None else None,
+                "vigie_false": len(hits - {k}),
+                "vigie_rule": [],
+                "vigie_via": sorted({str(m.get("transform")) for m in res.matches}),
+                "vigie_own_median_bits": None,
+                "vigie_nearest_other_bits": 256,
+                "ref_whole_hit": k in ref_hits if k is not None else None,
+                "ref_query_share_hit": k in ref_hits if k is not None else None,
+                "ref_false": len(ref_hits - {k}),
+                "ref_frames_near_other": 0,
             }
         )
     kinds = list(dict.fromkeys(r["kind"] for r in rows if r["truth"] is not None))
