@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vigie.signals.pdq import MIN_QUALITY, hash_pixels
+from vigie.signals.pdq import MIN_QUALITY, box_size, hash_pixels
 
 CUT = 0.25
 """The share of the height a band takes: meme captions, repost handles and corner logos sit within it."""
@@ -33,11 +33,10 @@ def band_hashes(px: np.ndarray, full_size: tuple[int, int]) -> tuple[dict[str, s
     ``px`` are luma (or RGB) pixels of an image of ``full_size``, a reduced decode hashed as the same rows
     of the full image would be (see :func:`hash_pixels`). Flat cuts are left to pick entries for the
     keypoint verifier only, as a bank keeps its own flat cuts as hints."""
-    ky = full_size[1] / px.shape[0]
     out: dict[str, str] = {}
     flat: list[str] = []
     for name, (b0, b1) in band_rows(px.shape[0]).items():
-        hsh = hash_pixels(px[b0:b1], (full_size[0], round((b1 - b0) * ky)))
+        hsh = hash_pixels(px[b0:b1], box_size(px, (0, b0, px.shape[1], b1), full_size))
         if hsh.quality >= MIN_QUALITY:
             out[name] = hsh.hex
         elif hsh.quality > 0:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from vigie.signals.pdq import hash_pixels
+from vigie.signals.pdq import box_size, hash_pixels
 
 THUMB = 192
 _Q = 16  # quantisation step per channel for background colours
@@ -406,12 +406,10 @@ def trimmed_hashes(
     of ``full_size``, so nothing is decoded twice; ``luma``, when given, is their luma, hashed instead
     (the same bits, without converting colour again).
     """
-    h, w = px.shape[:2]
     src = px if luma is None else luma
     out: dict[str, str] = {}
-    kx, ky = full_size[0] / w, full_size[1] / h
-    for name, (a0, b0, a1, b1) in picture_boxes(px).items():
-        hsh = hash_pixels(src[b0:b1, a0:a1], (round((a1 - a0) * kx), round((b1 - b0) * ky)))
+    for name, (x0, y0, x1, y1) in picture_boxes(px).items():
+        hsh = hash_pixels(src[y0:y1, x0:x1], box_size(px, (x0, y0, x1, y1), full_size))
         if hsh.quality > 0 and hsh.hex not in out.values():
             out[name] = hsh.hex
     return out

@@ -32,7 +32,7 @@ from numba import njit
 
 from vigie.signals.bands import band_hashes
 from vigie.signals.borders import CLEAN
-from vigie.signals.pdq import MIN_QUALITY, hash_pixels
+from vigie.signals.pdq import MIN_QUALITY, box_size, hash_pixels
 
 TOL = 6
 """Grey levels (per channel) a gutter line's pixels may stray from its colour: JPEG rings beside a cell."""
@@ -243,12 +243,10 @@ def cell_hashes(px: np.ndarray, full_size: tuple[int, int]) -> dict[str, str]:
     cells = grid_cells(px)
     if not cells:
         return {}
-    h, w = px.shape[:2]
-    kx, ky = full_size[0] / w, full_size[1] / h
     out: dict[str, str] = {}
     for r, row in enumerate(cells, 1):
         for c, (x0, y0, x1, y1) in enumerate(row, 1):
-            cell, size = px[y0:y1, x0:x1], (round((x1 - x0) * kx), round((y1 - y0) * ky))
+            cell, size = px[y0:y1, x0:x1], box_size(px, (x0, y0, x1, y1), full_size)
             hsh = hash_pixels(cell, size)
             if hsh.quality >= MIN_QUALITY:
                 out[f"{PREFIX}{r}_{c}"] = hsh.hex

@@ -373,6 +373,14 @@ def hash_pixels(px: np.ndarray, full_size: tuple[int, int] | None = None) -> PDQ
     return PDQHash(_bits_to_hex(coef), q)
 
 
+def box_size(px: np.ndarray, box: tuple[int, int, int, int], full_size: tuple[int, int]) -> tuple[int, int]:
+    """The full-resolution size of ``box`` (left, top, right, bottom) of ``px``, a reduced decode of an
+    image of ``full_size``: what :func:`hash_pixels` is told, so the box is hashed as the same box of the
+    full image would be (hashed against its reduced size, a fragile hash moves)."""
+    x0, y0, x1, y1 = box
+    return round((x1 - x0) * full_size[0] / px.shape[1]), round((y1 - y0) * full_size[1] / px.shape[0])
+
+
 def hash_bytes(data: bytes) -> PDQHash:
     """PDQ of encoded image bytes, for tools and tests (no limits: use :func:`vigie.media.open_image`)."""
     with Image.open(io.BytesIO(data)) as im:
