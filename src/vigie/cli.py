@@ -84,7 +84,8 @@ def hash_cmd(
         typer.Option(
             "--variants",
             help="With --json, also an image's other query hashes (flips, rotations, the picture inside a "
-            "frame or under a caption, band cuts) as pdq_variants, to send with a hash-only item.",
+            "frame or under a caption, band cuts, each picture of a contact sheet) as pdq_variants, to send "
+            "with a hash-only item.",
         ),
     ] = False,
 ) -> None:

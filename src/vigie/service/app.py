@@ -164,8 +164,9 @@ class ItemHashesIn(ItemContext):
     pdq_variants: Variants | None = Field(
         default=None,
         description="The image's other query hashes by name, as `vigie hash --json --variants` prints them: "
-        "its flips and rotations, the picture inside a frame or under a caption band, its band cuts. With "
-        "`pdq`; matched as an upload's are, and a match found through one names it as its `transform`.",
+        "its flips and rotations, the picture inside a frame or under a caption band, its band cuts, each "
+        "picture of a contact sheet or collage. With `pdq`; matched as an upload's are, and a match found "
+        "through one names it as its `transform`.",
     )
 
 

@@ -39,8 +39,9 @@ class ItemSignals:
 
     def variants(self) -> dict[str, str]:
         """The image's other query hashes by name: its flips and rotations (when hashed with ``dihedral``),
-        the picture inside a frame or under a caption band, and its band cuts; what an upload is matched
-        with besides its PDQ, for a platform that hashes itself to send as ``pdq_variants``."""
+        the picture inside a frame or under a caption band, its band cuts, and each picture of a contact
+        sheet or collage; what an upload is matched with besides its PDQ, for a platform that hashes itself
+        to send as ``pdq_variants``."""
         from vigie.signals.pdq import DIHEDRAL_NAMES
 
         out = dict(zip(DIHEDRAL_NAMES[1:], (self.pdq_dihedral or [])[1:], strict=False))
