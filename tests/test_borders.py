@@ -381,13 +381,13 @@ def test_verifier_looks_at_the_picture_inside_a_page_on_its_own(photos: list[Pat
     inside the layout alone, maps its points back to page coordinates, and that view verifies better."""
     features = pytest.importorskip("vigie.signals.features")
     pytest.importorskip("cv2")
-    from vigie.banks.verify import _query_views
+    from vigie.settings import MediaLimits
+    from vigie.signals.views import PixelViews
 
     for p in photos[:4]:
         im = load(p, 900)
         page = screenshot(im).resize((1400, round(1400 * 1.4 / 1.6 * im.height / im.width)))
-        gray = np.asarray(Image.open(io.BytesIO(jpeg(page))).convert("L"))
-        whole, inner = _query_views(gray)
+        whole, inner = PixelViews(jpeg(page), MediaLimits()).looks()
         known = features.extract(np.asarray(im.convert("L")))
         assert known is not None
         ev = features.verify(inner, known)

@@ -88,18 +88,32 @@ def hash_cmd(
             "with a hash-only item.",
         ),
     ] = False,
+    keypoints: Annotated[
+        bool,
+        typer.Option(
+            "--keypoints",
+            help="With --json, implies --variants: also an image's ORB keypoints (positions and "
+            "descriptors, no pixels, but enough for a coarse likeness of the picture) as keypoints, so a "
+            "hash-only item of a tilted, cropped or overlaid copy is verified as its upload would be. "
+            "Needs vigie[verify].",
+        ),
+    ] = False,
 ) -> None:
     """Print md5, sha1, sha256 and PDQ (vPDQ for video) of every item."""
     from vigie.media import list_inputs
-    from vigie.signals import hash_path
+    from vigie.signals import features, hash_path
 
-    if variants and not json_out:
-        raise VigieError("--variants adds to the JSON records: use it with --json")
+    if (variants or keypoints) and not json_out:
+        flag = "--keypoints" if keypoints else "--variants"
+        raise VigieError(f"{flag} adds to the JSON records: use it with --json")
+    if keypoints and not features.available():
+        raise VigieError("--keypoints needs OpenCV: pip install 'vigie[verify]'")
+    variants |= keypoints
     s = _settings()
     table = Table("path", "pdq", "q", "sha256", "error")
     failed = False
     for path in list_inputs(files):
-        for sig in hash_path(path, s.limits, vpdq_fps=s.vpdq_fps, dihedral=variants):
+        for sig in hash_path(path, s.limits, vpdq_fps=s.vpdq_fps, dihedral=variants, keypoints=keypoints):
             failed |= bool(sig.error)
             if json_out:
                 _emit(sig.to_json(variants=variants))

@@ -14,6 +14,8 @@ from vigie.settings import MediaLimits
 if TYPE_CHECKING:
     from vigie.banks.matcher import Matcher
     from vigie.banks.model import Match
+    from vigie.signals.item import ItemSignals
+    from vigie.signals.views import QueryViews
 
 
 @dataclass
@@ -84,6 +86,18 @@ def _match_dicts(matcher: Matcher, sig: Any) -> tuple[list[dict[str, Any]], list
     return [match_record(m) for m in res.matches], [match_record(m) for m in res.suppressed]
 
 
+def keypoint_match_dicts(
+    matcher: Matcher, sig: ItemSignals, views: QueryViews, found: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Matches verified by keypoints (``vigie.banks.verify``) for an image its PDQ signals did not match
+    (``found``: what they matched or an allow bank suppressed), for uploads and hash-only items alike."""
+    if not sig.pdq or any(m["signal"] == "pdq" for m in found):
+        return []
+    from vigie.banks.verify import verified_matches
+
+    return verified_matches(matcher, sig, views)
+
+
 def video_match_dicts(matcher: Matcher, frames: Sequence[Any]) -> list[dict[str, Any]]:
     """Known videos that a video's frames (:class:`~vigie.signals.vpdq.FrameHash`) match, as results carry
     them; for uploads and for frames a platform sent alone."""
@@ -112,11 +126,12 @@ def process_item(item: Item, ctx: PipelineContext) -> ItemResult:
         error=sig.error,
     )
     if ctx.matcher is not None:
-        out.matches, out.suppressed = _match_dicts(ctx.matcher, sig)
-        if sig.pdq and not any(m["signal"] == "pdq" for m in out.matches + out.suppressed):
-            from vigie.banks.verify import verified_matches
+        from vigie.signals.views import PixelViews
 
-            out.matches += verified_matches(ctx.matcher, item.data, sig, ctx.limits)
+        out.matches, out.suppressed = _match_dicts(ctx.matcher, sig)
+        out.matches += keypoint_match_dicts(
+            ctx.matcher, sig, PixelViews(item.data, ctx.limits), out.matches + out.suppressed
+        )
         if sig.vpdq:
             out.matches += video_match_dicts(ctx.matcher, sig.vpdq)
     if ctx.analyzers:

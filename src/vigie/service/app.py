@@ -31,6 +31,7 @@ from vigie.service.keys import KeyInfo, KeyStore
 from vigie.service.webhooks import dead_letters, requeue
 from vigie.settings import Settings
 from vigie.signals.types import SIGNAL_TYPES, signal_type
+from vigie.signals.views import SentViews
 from vigie.store import open_db
 from vigie.store.vault import Vault
 
@@ -143,6 +144,27 @@ _Quality = Annotated[int, Field(ge=0, le=100)]
 VpdqFrame = tuple[_Seconds, Hex64, _Quality] | tuple[_Seconds, Hex64, _Quality, Variants]
 
 
+_PACKED_CHARS = 4 * -(-(2 + 36 * 1000) // 3)  # base64 of the most keypoints a view may carry
+_Packed = Annotated[str, StringConstraints(max_length=_PACKED_CHARS, pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
+
+
+class KeypointsIn(BaseModel):
+    """An image's keypoint views, as ``vigie hash --json --keypoints`` prints them: ORB keypoints (float16
+    positions on the image scaled to 512 px, 32-byte descriptors), base64, never pixels; never stored."""
+
+    model_config = ConfigDict(extra="forbid")
+    views: list[_Packed] = Field(
+        min_length=1, max_length=2, description="The whole image's, then the picture inside its frame."
+    )
+    spread: _Packed | None = Field(None, description="The second look: keypoints spread over a grid.")
+    cells: dict[Annotated[str, StringConstraints(pattern=r"^cell_[1-8]_[1-8]$")], _Packed] | None = Field(
+        None, max_length=64, description="Each picture of a contact sheet or collage, by name."
+    )
+    hints: list[Hex64] | None = Field(
+        None, max_length=32, description="Flat band cuts (quality < 50): they pick entries to verify only."
+    )
+
+
 class ItemHashesIn(ItemContext):
     """An item described by signals only (the platform hashed it and never sends the media), plus context."""
 
@@ -167,6 +189,13 @@ class ItemHashesIn(ItemContext):
         "its flips and rotations, the picture inside a frame or under a caption band, its band cuts, each "
         "picture of a contact sheet or collage. With `pdq`; matched as an upload's are, and a match found "
         "through one names it as its `transform`.",
+    )
+    keypoints: KeypointsIn | None = Field(
+        default=None,
+        description="Opt-in: the image's keypoint views (`vigie hash --json --keypoints`). With `pdq`; "
+        "where its PDQ signals match nothing, candidates are verified by keypoints as an upload's are, "
+        "and a match so found has `transform: verified` and its evidence. Positions and descriptors allow "
+        "a coarse likeness of the picture: send them only where that is acceptable. Never stored.",
     )
 
 
@@ -529,19 +558,30 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
             except ValidationError as exc:
                 raise _invalid(exc) from None
             hashes = body.model_dump(
-                include={"md5", "sha1", "sha256", "pdq", "pdq_quality", "vpdq", "pdq_variants"}
+                include={"md5", "sha1", "sha256", "pdq", "pdq_quality", "vpdq", "pdq_variants", "keypoints"},
+                exclude_none=True,
             )
-            if not any(hashes[k] for k in ("md5", "sha1", "sha256", "pdq", "vpdq")):
+            if not any(hashes.get(k) for k in ("md5", "sha1", "sha256", "pdq", "vpdq")):
                 raise HTTPException(
                     422, "give at least one of md5, sha1, sha256, pdq, vpdq (or upload the file)"
                 )
-            if hashes["pdq_variants"] and not hashes["pdq"]:
-                raise HTTPException(422, "pdq_variants are other hashes of an image: send its pdq with them")
-            named = [hashes["pdq_variants"] or {}, *(f[3] for f in hashes["vpdq"] or [] if len(f) > 3)]
+            for extra in ("pdq_variants", "keypoints"):
+                if hashes.get(extra) and not hashes.get("pdq"):
+                    raise HTTPException(422, f"{extra} describe an image: send its pdq with them")
+            frames = hashes.get("vpdq") or []
+            named = [hashes.get("pdq_variants") or {}, *(f[3] for f in frames if len(f) > 3)]
             if any("verified" in n for n in named):  # a match's transform: keypoint evidence
                 raise HTTPException(422, "'verified' names keypoint evidence, not a variant")
+            sent = hashes.pop("keypoints", None)
+            views = SentViews.parse(sent) if sent else None  # SignalError: a 422 naming the bad view
             context = body.model_dump(include=set(ItemContext.model_fields), exclude_none=True)
-            outcome = await run_in_threadpool(svc.items.submit_hashes, matcher, hashes, context, claim)
+            args = (matcher, hashes, context, claim, views, (sent or {}).get("hints"))
+            if views is None:
+                outcome = await run_in_threadpool(svc.items.submit_hashes, *args)
+            else:  # keypoint verification is as heavy as an upload's: it waits with them
+                outcome = await anyio.to_thread.run_sync(
+                    svc.items.submit_hashes, *args, limiter=svc.media_threads()
+                )
         else:
             raise HTTPException(415, "send multipart/form-data (upload) or application/json (signals only)")
         return outcome

@@ -16,12 +16,20 @@ from vigie.analyzers.prompt_risk import context_findings
 from vigie.banks.matcher import Matcher
 from vigie.errors import NotFoundError
 from vigie.media import Item, is_image, sniff
-from vigie.pipeline import PipelineContext, match_record, process_item, video_match_dicts
+from vigie.pipeline import (
+    PipelineContext,
+    keypoint_match_dicts,
+    match_record,
+    process_item,
+    video_match_dicts,
+)
 from vigie.policy import Policy
 from vigie.service.idempotency import Claim
 from vigie.service.webhooks import enqueue
 from vigie.settings import MediaLimits
+from vigie.signals.item import sent_signals
 from vigie.signals.types import signal_type
+from vigie.signals.views import SentViews
 from vigie.signals.vpdq import FrameHash
 from vigie.store import AnalysisJob, Database, ItemRecord
 from vigie.store.vault import Vault
@@ -95,11 +103,19 @@ class Items:
         return self._record(context, signals, res.matches, [*res.findings, *covered], job, claim)
 
     def submit_hashes(
-        self, matcher: Matcher, hashes: dict[str, Any], context: dict[str, Any], claim: Claim | None = None
+        self,
+        matcher: Matcher,
+        hashes: dict[str, Any],
+        context: dict[str, Any],
+        claim: Claim | None = None,
+        views: SentViews | None = None,
+        hints: list[str] | None = None,
     ) -> Outcome:
         """Privacy mode: the platform sends signals only (SignalError for malformed values); a video as its
         sampled frames (``vpdq``: [seconds, PDQ hex, quality, {name: PDQ hex}?] each), an image's other
-        query hashes as ``pdq_variants`` ({name: PDQ hex}); both recorded as their count."""
+        query hashes as ``pdq_variants`` ({name: PDQ hex}); both recorded as their count. ``views``, the
+        image's keypoints if the platform chose to send them (with ``hints``, flat hashes that only pick
+        candidates), verify candidates as an upload's pixels would; recorded as how many views came."""
         pdq = signal_type("pdq")
 
         def named(hexes: dict[str, str] | None) -> dict[str, str]:
@@ -118,6 +134,12 @@ class Items:
         clean["pdq_quality"] = hashes.get("pdq_quality")
         found = matcher.match(**clean, pdq_variants=variants or None)
         matches = [match_record(m) for m in found.matches]
+        if views is not None:
+            sig = sent_signals(clean.get("pdq"), clean.get("pdq_quality"), variants, hints)
+            matches += keypoint_match_dicts(
+                matcher, sig, views, [*matches, *(match_record(m) for m in found.suppressed)]
+            )
+            clean["keypoint_views"] = len(views)
         if variants:
             clean["pdq_variants"] = len(variants)
         if frames:

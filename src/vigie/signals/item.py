@@ -36,6 +36,9 @@ class ItemSignals:
     """Query hashes too flat to match by (quality < 50) that still pick entries for the keypoint verifier."""
     vpdq: list[FrameHash] | None = None
     error: str | None = None
+    keypoints: dict[str, Any] | None = None
+    """With ``keypoints``: the views the verifier takes of this image (``signals/views.py``), packed, and
+    its hints, for a platform that hashes itself to send when it chooses to (never pixels, never stored)."""
 
     def variants(self) -> dict[str, str]:
         """The image's other query hashes by name: its flips and rotations (when hashed with ``dihedral``),
@@ -56,8 +59,10 @@ class ItemSignals:
              "pdq": hex64 | null, "pdq_quality": int 0-100 | null,   # images; quality < 50: do not match
              "error": "reason: message" | null,              # e.g. "truncated: ...", "zip_bomb: ..."
              "vpdq": [[seconds, hex64, quality], ...] | null,       # key present for video only
-             "pdq_variants": {name: hex64, ...}}    # with ``variants`` (``--variants``), images only;
+             "pdq_variants": {name: hex64, ...},    # with ``variants`` (``--variants``), images only;
                                                     # a video's frames then carry theirs as a 4th item
+             "keypoints": {"views": [b64, ...], "spread": b64 | null, "cells": {name: b64},
+                           "hints": [hex64, ...]}}   # with ``--keypoints``, images only
 
         Keys appear in this order; new keys may be added at the end, existing ones never change meaning.
         """
@@ -74,16 +79,24 @@ class ItemSignals:
             out["vpdq"] = None if self.vpdq is None else [f.to_json(variants) for f in self.vpdq]
         elif variants and self.pdq is not None:
             out["pdq_variants"] = self.variants()
+            if self.keypoints is not None:
+                out["keypoints"] = self.keypoints
         return out
 
 
 def hash_item(
-    item: Item, limits: MediaLimits, vpdq_fps: float = 1.0, dihedral: bool = False, bank: bool = False
+    item: Item,
+    limits: MediaLimits,
+    vpdq_fps: float = 1.0,
+    dihedral: bool = False,
+    bank: bool = False,
+    keypoints: bool = False,
 ) -> ItemSignals:
     """Hash one item; content problems land in ``error`` (e.g. ``truncated: …``), never as exceptions.
 
     ``dihedral`` hashes what matching a query needs (flips, rotations, framed pictures), ``bank`` what a
-    bank entry of a video needs (its frames' views)."""
+    bank entry of a video needs (its frames' views), ``keypoints`` (with ``dihedral``) an image's keypoint
+    views and hints, for a hash-only item to be verified as an upload is."""
     md5, sha1, sha256 = crypto_hashes(item.data)
     sig = ItemSignals(path=item.path, media_type=item.media_type, md5=md5, sha1=sha1, sha256=sha256)
     try:
@@ -105,6 +118,10 @@ def hash_item(
                 sig.pdq_hints = flat or None
                 extra = {**trimmed_hashes(px, size, gray), **cuts, **cell_hashes(gray, size)}
                 sig.pdq_extra = {k: v for k, v in extra.items() if v != h.hex} or None
+                if keypoints:
+                    from vigie.signals.views import PixelViews
+
+                    sig.keypoints = {**PixelViews(item.data, limits).pack(), "hints": sig.pdq_hints or []}
             if sig.media_type is None:
                 sig.media_type = f"image/{(im.format or 'unknown').lower()}"
     except MediaError as exc:
@@ -112,16 +129,35 @@ def hash_item(
     return sig
 
 
+def sent_signals(
+    pdq: str | None, quality: int | None, variants: dict[str, str], hints: list[str] | None = None
+) -> ItemSignals:
+    """A hash-only image's signals laid out as hashing lays an upload's (flips and rotations apart from
+    its other variants; ``hints`` normalised), for the keypoint verifier to pick candidates as it does for
+    an upload."""
+    from vigie.signals.pdq import DIHEDRAL_NAMES
+    from vigie.signals.types import signal_type
+
+    flips = set(DIHEDRAL_NAMES)
+    return ItemSignals(
+        path="",
+        pdq=pdq,
+        pdq_quality=quality,
+        pdq_extra={k: v for k, v in variants.items() if k not in flips} or None,
+        pdq_hints=[signal_type("pdq").normalize(h) for h in hints or ()] or None,
+    )
+
+
 def error_signals(err: ItemError) -> ItemSignals:
     return ItemSignals(path=err.path, error=f"{err.reason}: {err.message}")
 
 
 def hash_path(
-    path: Path, limits: MediaLimits, vpdq_fps: float = 1.0, dihedral: bool = False
+    path: Path, limits: MediaLimits, vpdq_fps: float = 1.0, dihedral: bool = False, keypoints: bool = False
 ) -> Iterator[ItemSignals]:
     """Signals of a file, or of each member when it is an archive; unreadable members get error records."""
     for obj in iter_file(path, limits):
         if isinstance(obj, Item):
-            yield hash_item(obj, limits, vpdq_fps, dihedral)
+            yield hash_item(obj, limits, vpdq_fps, dihedral, keypoints=keypoints)
         else:
             yield error_signals(obj)
