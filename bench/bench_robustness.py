@@ -16,7 +16,8 @@ precision (``JointCurve``); "signals" is one threshold on the nearest signal dis
 uses the bank's threshold 31 and quality >= 50, and its recall counts the queries whose original a bank can
 hold (``vigie bank add`` keeps PDQ of quality >= 50). Hash-only (privacy mode): the production matcher on
 what a platform that hashes itself sends with ``vigie hash --json --variants`` (no keypoint verifier,
-which needs pixels), and on its PDQ alone. Speed: query
+which needs pixels), with ``--keypoints`` too (its keypoint views, sent as JSON and verified as the service
+verifies them), and on its PDQ alone. Speed: query
 hashing (PDQ, 8 dihedral variants, trims) against ``pdqhash`` on the decoded image, per query on one core;
 the whole pipeline (match and verification on candidates too) is reported beside it.
 """
@@ -46,10 +47,12 @@ from robustness import HARD, OUT_OF_SCOPE, TRANSFORMS
 from vigie.banks.ingest import media_aids
 from vigie.banks.matcher import Matcher
 from vigie.media import Item, sniff
-from vigie.pipeline import PipelineContext, process_item
+from vigie.pipeline import PipelineContext, keypoint_match_dicts, match_record, process_item
 from vigie.settings import MediaLimits
 from vigie.signals import hash_item
+from vigie.signals.item import sent_signals
 from vigie.signals.pdq import WEAK_SPREAD
+from vigie.signals.views import PixelViews, SentViews
 from vigie.store import open_db
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,7 +180,8 @@ def main() -> int:
     ref, sig_curve, comb = Curve(), Curve(), JointCurve()
     ref_b, comb_b = Curve(), JointCurve()
     comb_i = JointCurve()  # and vigie's matcher on the bankable originals the bank does not report as weak
-    t_ref = t_vig = t_hash = 0.0
+    t_ref = t_vig = t_hash = t_kp = 0.0
+    kp_bytes: list[int] = []  # JSON size of each query's keypoints
     speed_sample: list[bytes] = []  # every 4th query, hashed again on its own for the speed figures
     nq = 0
     missed: dict[str, list[str]] = {}  # bankable, usable-quality queries vigie did not match
@@ -199,6 +203,8 @@ def main() -> int:
             "hash_only_prod": 0,
             "hash_only_pdq_prod": 0,
             "hash_only_false": 0,
+            "hash_only_kp_prod": 0,
+            "hash_only_kp_false": 0,
         }
         for i, (name, g, im) in enumerate(origs):
             data = encode(fn(im))
@@ -255,6 +261,26 @@ def main() -> int:
                     rec["hash_only_false"] += sum(
                         1 for n2 in names if n2 in index_of and groups[index_of[n2]] != g
                     )
+            # and with the keypoints `--keypoints` adds, through JSON as the service gets them
+            t0 = time.perf_counter()
+            packed = json.dumps({**PixelViews(data, limits).pack(), "hints": sig.pdq_hints or []})
+            t_kp += time.perf_counter() - t0
+            kp_bytes.append(len(packed))
+            sent = json.loads(packed)
+            hint = sent.pop("hints")
+            found = matcher.match(
+                pdq=sig.pdq, pdq_quality=sig.pdq_quality, pdq_variants=sig.variants() or None
+            )
+            ms = [match_record(m) for m in found.matches]
+            ms += keypoint_match_dicts(
+                matcher, sent_signals(sig.pdq, sig.pdq_quality, sig.variants(), hint), SentViews.parse(sent),
+                [*ms, *(match_record(m) for m in found.suppressed)],
+            )  # fmt: skip
+            names = {str((m.get("labels") or {}).get("external_id", "")).rsplit("/", 1)[-1] for m in ms}
+            rec["hash_only_kp_prod"] += int(name in names and bankable[i])
+            rec["hash_only_kp_false"] += sum(
+                1 for n2 in names if n2 in index_of and groups[index_of[n2]] != g
+            )
             # the matcher: matched by a stage, else PDQ's own distance and the nearest extra signal
             matched = np.zeros(len(origs), dtype=bool)
             matched[[index_of[n2] for n2 in hit_names if n2 in index_of]] = True
@@ -281,10 +307,10 @@ def main() -> int:
           f"on the bankable set ({comb_b.negatives:,} negative pairs): PDQ {t_rb}, vigie matcher {comb_b.label()}; "
           f"without the {int((bankable & ~informative).sum())} originals the bank reports as weak PDQs: vigie matcher {comb_i.label()}")  # fmt: skip
     print(
-        "columns: all queries (n) | bankable originals only (nb): PDQ and vigie's matcher at 99.99% precision, vigie's matcher without the originals the bank reports as weak PDQs, production recall, false matches, low-quality misses, recall over usable-quality queries, production recall of a hash-only item with its variants"
+        "columns: all queries (n) | bankable originals only (nb): PDQ and vigie's matcher at 99.99% precision, vigie's matcher without the originals the bank reports as weak PDQs, production recall, false matches, low-quality misses, recall over usable-quality queries, production recall of a hash-only item with its variants, and with its keypoints too"
     )
     print(
-        f"{'transform':18} {'n':>4} {'PDQ@P99.99':>10} {'vigie@P99.99':>12} | {'nb':>3} {'PDQ@P99.99':>10} {'vigie@P99.99':>12} {'not weak':>8} {'PDQ@31':>7} {'vigie prod':>10} {'false':>5} {'lowQ miss':>9} {'prod q>=50':>10} {'hash-only':>9} | goal"
+        f"{'transform':18} {'n':>4} {'PDQ@P99.99':>10} {'vigie@P99.99':>12} | {'nb':>3} {'PDQ@P99.99':>10} {'vigie@P99.99':>12} {'not weak':>8} {'PDQ@31':>7} {'vigie prod':>10} {'false':>5} {'lowQ miss':>9} {'prod q>=50':>10} {'hash-only':>9} {'+keypts':>7} | goal"
     )
     for tname, rec in rows.items():
         n = rec["n"]
@@ -303,10 +329,12 @@ def main() -> int:
                "hash_only_recall_prod": round(rec["hash_only_prod"] / nb, 4),
                "hash_only_pdq_recall_prod": round(rec["hash_only_pdq_prod"] / nb, 4),
                "hash_only_false_matches": rec["hash_only_false"],
+               "hash_only_keypoints_recall_prod": round(rec["hash_only_kp_prod"] / nb, 4),
+               "hash_only_keypoints_false_matches": rec["hash_only_kp_false"],
                "goal": goal, "goal_met": met}  # fmt: skip
         table.append(row)
         mark = "-" if met is None else "met" if met else "NOT met"
-        print(f"{tname:18} {n:>4} {r99:>10.3f} {v99:>12.3f} | {rec['bankable']:>3} {rb99:>10.3f} {vb99:>12.3f} {vi99:>8.3f} {rec['ref_prod'] / nb:>7.3f} {rec['vigie_prod'] / nb:>10.3f} {rec['vigie_false']:>5} {rec['vigie_missed_low_quality']:>9} {rec['usable_hit'] / max(rec['usable'], 1):>10.3f} {rec['hash_only_prod'] / nb:>9.3f} | {goal or '-'} {mark}")  # fmt: skip
+        print(f"{tname:18} {n:>4} {r99:>10.3f} {v99:>12.3f} | {rec['bankable']:>3} {rb99:>10.3f} {vb99:>12.3f} {vi99:>8.3f} {rec['ref_prod'] / nb:>7.3f} {rec['vigie_prod'] / nb:>10.3f} {rec['vigie_false']:>5} {rec['vigie_missed_low_quality']:>9} {rec['usable_hit'] / max(rec['usable'], 1):>10.3f} {rec['hash_only_prod'] / nb:>9.3f} {rec['hash_only_kp_prod'] / nb:>7.3f} | {goal or '-'} {mark}")  # fmt: skip
     nbank = max(sum(r["bankable"] for r in rows.values()), 1)
     overall = {
         "queries": nq,
@@ -336,6 +364,13 @@ def main() -> int:
         "hash_only_recall_prod": round(sum(r["hash_only_prod"] for r in rows.values()) / nbank, 4),
         "hash_only_pdq_recall_prod": round(sum(r["hash_only_pdq_prod"] for r in rows.values()) / nbank, 4),
         "hash_only_false_matches": sum(r["hash_only_false"] for r in rows.values()),
+        "hash_only_keypoints_recall_prod": round(
+            sum(r["hash_only_kp_prod"] for r in rows.values()) / nbank, 4
+        ),
+        "hash_only_keypoints_false_matches": sum(r["hash_only_kp_false"] for r in rows.values()),
+        "keypoints_ms_per_query": round(t_kp / nq * 1000, 2),
+        "keypoints_json_bytes_median": int(np.median(kp_bytes)),
+        "keypoints_json_bytes_p99": int(np.percentile(kp_bytes, 99)),
         "reference_ms_per_query": round(t_ref / nq * 1000, 2),
         "vigie_pipeline_ms_per_query": round(t_vig / nq * 1000, 2),
         "vigie_hash_ms_per_query_in_loop": round(t_hash / nq * 1000, 2),
