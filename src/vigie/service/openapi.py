@@ -79,6 +79,29 @@ def _scope(route: APIRoute) -> str | None:
     return None
 
 
+def _hoist_defs(doc: dict[str, Any]) -> None:
+    """Move the ``$defs`` of schemas written in by hand (a model's ``model_json_schema()`` in a request
+    body, e.g. POST /v1/items' JSON) into the document's components, and point their refs there: a
+    ``#/$defs/…`` ref resolves against the document's root, where it names nothing."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            for name, sub in (node.pop("$defs", None) or {}).items():
+                schemas.setdefault(name, walk(sub))
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                node["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        return node
+
+    walk(doc["paths"])
+
+
 def install(app: FastAPI) -> None:
     """Serve the completed document at /openapi.json (built once, on first request)."""
 
@@ -117,6 +140,7 @@ def install(app: FastAPI) -> None:
                     op.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
         for replaced in ("HTTPValidationError", "ValidationError"):  # every 422 is a Problem now
             components["schemas"].pop(replaced, None)
+        _hoist_defs(doc)
         app.openapi_schema = doc
         return doc
 
