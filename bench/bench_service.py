@@ -39,7 +39,7 @@ from servers import home_env, start_server  # noqa: E402
 from vigie.banks import BankStore, EntryIn  # noqa: E402
 from vigie.banks.ingest import entries_for_items  # noqa: E402
 from vigie.banks.matcher import Matcher  # noqa: E402
-from vigie.banks.verify import candidates  # noqa: E402
+from vigie.banks.verify import candidates, mirror_candidates  # noqa: E402
 from vigie.media import Item  # noqa: E402
 from vigie.pipeline import PipelineContext, process_item  # noqa: E402
 from vigie.policy import load_policy  # noqa: E402
@@ -167,7 +167,7 @@ def add_media_entries(store: BankStore, count: int, limits: MediaLimits, skip: i
 def with_candidates(matcher: Matcher, jpeg: bytes, limits: MediaLimits) -> bool:
     """Whether an upload has a media entry within the verifier's band, so pays for verification."""
     sig = hash_item(Item("x", jpeg, "image/jpeg"), limits, dihedral=True)
-    return bool(sig.pdq and candidates(matcher, sig))
+    return bool(sig.pdq and (candidates(matcher, sig) or mirror_candidates(matcher, sig)))
 
 
 def ref_pdq(jpeg: bytes) -> object:

@@ -133,6 +133,8 @@ def test_malformed_keypoints_are_refused_whole(env: dict[str, object], photos: l
         {**good, "spread": "AQA="},  # one keypoint, and no bytes for it
         {**good, "hints": ["zz" * 32]},
         {**good, "pixels": "AAAA"},
+        {**good, "mirrored": {**good["mirrored"], "cells": {}}},  # a mirror's looks only
+        {**good, "mirrored": {"views": ["not base64!"]}},
     ):
         r = c.post("/v1/items", json={**body, "keypoints": bad}, headers=it)
         assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", bad
@@ -147,7 +149,8 @@ def test_hash_cli_prints_keypoints_only_when_asked(photos: list[Path], tmp_path:
     p.write_bytes(jpeg(load(photos[2])))
     rec = json.loads(vigie(tmp_path, "hash", "--json", "--keypoints", str(p)).stdout)
     assert list(rec)[-2:] == ["pdq_variants", "keypoints"]
-    assert set(rec["keypoints"]) == {"views", "spread", "cells", "hints"} and rec["keypoints"]["views"]
+    assert set(rec["keypoints"]) == {"views", "spread", "cells", "mirrored", "hints"}
+    assert rec["keypoints"]["views"] and rec["keypoints"]["mirrored"]["views"]
     assert "keypoints" not in json.loads(vigie(tmp_path, "hash", "--json", "--variants", str(p)).stdout)
     table = vigie(tmp_path, "hash", "--keypoints", str(p), check=False)
     assert table.returncode == 2 and "use it with --json" in table.stderr and "Traceback" not in table.stderr

@@ -29,6 +29,7 @@ from vigie.banks.verifiable import VerifiableSet
 from vigie.errors import IndexStoreError
 from vigie.index import ExactIndex, PDQIndex
 from vigie.signals import grid
+from vigie.signals.pdq import MIRROR
 from vigie.signals.types import EXACT_SIGNALS, signal_type
 from vigie.store import Bank, Change, Database, Entry
 
@@ -382,6 +383,14 @@ def _one_per_item(found: list[Match]) -> list[Match]:
             continue
         key = (m.bank, str(item))
         cur = best.get(key)
-        if cur is None or (m.distance, m.transform is not None) < (cur.distance, cur.transform is not None):
+        if cur is None or _rank(m) < _rank(cur):
             best[key] = m
     return out + list(best.values())
+
+
+def _rank(m: Match) -> tuple[bool, int, bool]:
+    """Which of an item's PDQ matches to report: the closest, the item's own hash on a tie; the mirror of
+    a part of the query (``cut_top_mirror``) only when nothing else matched, since a plain mirror also
+    meets it and reads better as the whole image mirrored."""
+    side = (m.transform or "").split("+", 1)[0]
+    return side.endswith(MIRROR), m.distance, m.transform is not None

@@ -17,7 +17,7 @@ from vigie import __version__
 from vigie.errors import ConfigError
 from vigie.scan.cluster import Cluster
 from vigie.scan.runner import ScanSummary
-from vigie.signals.pdq import MIN_QUALITY
+from vigie.signals.pdq import MIN_QUALITY, MIRROR
 
 FORMATS = ("html", "json", "csv")
 CSV_COLUMNS = [
@@ -117,6 +117,8 @@ _SHEET_CELL = re.compile(r"sheet_cell_(\d+)_(\d+)")
 def _item_words(name: str) -> str | None:
     if name in _ITEM_WORDS:
         return _ITEM_WORDS[name]
+    if name.endswith(MIRROR) and (base := _item_words(name.removesuffix(MIRROR))):
+        return f"{base}, mirrored left–right"
     if cell := _CELL.fullmatch(name):
         cut = f", without its {cell[3]} quarter" if cell[3] else ""
         return f"picture in row {cell[1]}, column {cell[2]} of its grid (a contact sheet or collage){cut}"

@@ -148,15 +148,23 @@ _PACKED_CHARS = 4 * -(-(2 + 36 * 1000) // 3)  # base64 of the most keypoints a v
 _Packed = Annotated[str, StringConstraints(max_length=_PACKED_CHARS, pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
 
 
-class KeypointsIn(BaseModel):
-    """An image's keypoint views, as ``vigie hash --json --keypoints`` prints them: ORB keypoints (float16
-    positions on the image scaled to 512 px, 32-byte descriptors), base64, never pixels; never stored."""
+class MirroredKeypointsIn(BaseModel):
+    """The same looks of the image's left–right mirror (ORB keypoints are not mirror-invariant)."""
 
     model_config = ConfigDict(extra="forbid")
     views: list[_Packed] = Field(
         min_length=1, max_length=2, description="The whole image's, then the picture inside its frame."
     )
     spread: _Packed | None = Field(None, description="The second look: keypoints spread over a grid.")
+
+
+class KeypointsIn(MirroredKeypointsIn):
+    """An image's keypoint views, as ``vigie hash --json --keypoints`` prints them: ORB keypoints (float16
+    positions on the image scaled to 512 px, 32-byte descriptors), base64, never pixels; never stored."""
+
+    mirrored: MirroredKeypointsIn | None = Field(
+        None, description="The looks of its mirror image, for a copy mirrored to evade matching."
+    )
     cells: dict[Annotated[str, StringConstraints(pattern=r"^cell_[1-8]_[1-8]$")], _Packed] | None = Field(
         None, max_length=64, description="Each picture of a contact sheet or collage, by name."
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from vigie.signals.pdq import box_size, hash_pixels
+from vigie.signals.pdq import MIRROR, box_size, hash_pixels, hash_pixels_mirrored
 
 THUMB = 192
 _Q = 16  # quantisation step per channel for background colours
@@ -398,9 +398,10 @@ def _moved(a: tuple[int, int, int, int], b: tuple[int, int, int, int], w: int, h
 
 
 def trimmed_hashes(
-    px: np.ndarray, full_size: tuple[int, int], luma: np.ndarray | None = None
+    px: np.ndarray, full_size: tuple[int, int], luma: np.ndarray | None = None, mirrored: bool = False
 ) -> dict[str, str]:
-    """PDQ hashes of each :func:`picture_boxes` box, by name; empty for an unframed image.
+    """PDQ hashes of each :func:`picture_boxes` box, by name; empty for an unframed image. With
+    ``mirrored``, each box's left–right mirror too (``trim_mirror``, …), for a query.
 
     ``px`` are the pixels PDQ hashing already decoded (reduced luma for large JPEGs, or RGB) of an image
     of ``full_size``, so nothing is decoded twice; ``luma``, when given, is their luma, hashed instead
@@ -409,9 +410,12 @@ def trimmed_hashes(
     src = px if luma is None else luma
     out: dict[str, str] = {}
     for name, (x0, y0, x1, y1) in picture_boxes(px).items():
-        hsh = hash_pixels(src[y0:y1, x0:x1], box_size(px, (x0, y0, x1, y1), full_size))
+        box, size = src[y0:y1, x0:x1], box_size(px, (x0, y0, x1, y1), full_size)
+        hsh, mirror = hash_pixels_mirrored(box, size) if mirrored else (hash_pixels(box, size), None)
         if hsh.quality > 0 and hsh.hex not in out.values():
             out[name] = hsh.hex
+            if mirror is not None:
+                out[name + MIRROR] = mirror
     return out
 
 

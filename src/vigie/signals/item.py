@@ -62,6 +62,7 @@ class ItemSignals:
              "pdq_variants": {name: hex64, ...},    # with ``variants`` (``--variants``), images only;
                                                     # a video's frames then carry theirs as a 4th item
              "keypoints": {"views": [b64, ...], "spread": b64 | null, "cells": {name: b64},
+                           "mirrored": {"views": [b64, ...], "spread": b64 | null},
                            "hints": [hex64, ...]}}   # with ``--keypoints``, images only
 
         Keys appear in this order; new keys may be added at the end, existing ones never change meaning.
@@ -114,9 +115,9 @@ def hash_item(
             if dihedral and px is not None and gray is not None:  # for matching: the picture inside
                 # a frame, the picture without its top or bottom band (captions and logos go there), and
                 # each picture of a contact sheet or collage
-                cuts, flat = band_hashes(gray, size)
+                cuts, flat = band_hashes(gray, size, mirrored=True)
                 sig.pdq_hints = flat or None
-                extra = {**trimmed_hashes(px, size, gray), **cuts, **cell_hashes(gray, size)}
+                extra = {**trimmed_hashes(px, size, gray, mirrored=True), **cuts, **cell_hashes(gray, size)}
                 sig.pdq_extra = {k: v for k, v in extra.items() if v != h.hex} or None
                 if keypoints:
                     from vigie.signals.views import PixelViews
@@ -133,16 +134,18 @@ def sent_signals(
     pdq: str | None, quality: int | None, variants: dict[str, str], hints: list[str] | None = None
 ) -> ItemSignals:
     """A hash-only image's signals laid out as hashing lays an upload's (flips and rotations apart from
-    its other variants; ``hints`` normalised), for the keypoint verifier to pick candidates as it does for
-    an upload."""
+    its other variants, in :data:`~vigie.signals.pdq.DIHEDRAL_NAMES` order, "" where not sent; ``hints``
+    normalised), for the keypoint verifier to pick candidates as it does for an upload."""
     from vigie.signals.pdq import DIHEDRAL_NAMES
     from vigie.signals.types import signal_type
 
     flips = set(DIHEDRAL_NAMES)
+    dihedral = [pdq or "", *(variants.get(n, "") for n in DIHEDRAL_NAMES[1:])]
     return ItemSignals(
         path="",
         pdq=pdq,
         pdq_quality=quality,
+        pdq_dihedral=dihedral if any(dihedral[1:]) else None,
         pdq_extra={k: v for k, v in variants.items() if k not in flips} or None,
         pdq_hints=[signal_type("pdq").normalize(h) for h in hints or ()] or None,
     )

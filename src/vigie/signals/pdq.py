@@ -373,6 +373,21 @@ def hash_pixels(px: np.ndarray, full_size: tuple[int, int] | None = None) -> PDQ
     return PDQHash(_bits_to_hex(coef), q)
 
 
+MIRROR = "_mirror"
+"""Suffix of a query variant that is another's left–right mirror (``trim_mirror``, ``cut_top_mirror``)."""
+
+
+def hash_pixels_mirrored(px: np.ndarray, full_size: tuple[int, int] | None = None) -> tuple[PDQHash, str]:
+    """:func:`hash_pixels` and the hash of the pixels' left–right mirror, from one DCT (see
+    :func:`dihedral_hexes`): a copy mirrored to evade matching and then framed or captioned meets its
+    original through the mirror of the picture found inside it."""
+    if min(full_size or px.shape[1::-1]) < MIN_HASHABLE_DIM:
+        return PDQHash(_ZERO, 0), _ZERO
+    coef, q = _coefficients(np.ascontiguousarray(px), full_size)
+    mirror = coef * _ODD_COLUMNS[None, :]
+    return PDQHash(_bits_to_hex(coef), q), _bits_to_hex(mirror)
+
+
 def box_size(px: np.ndarray, box: tuple[int, int, int, int], full_size: tuple[int, int]) -> tuple[int, int]:
     """The full-resolution size of ``box`` (left, top, right, bottom) of ``px``, a reduced decode of an
     image of ``full_size``: what :func:`hash_pixels` is told, so the box is hashed as the same box of the
@@ -400,13 +415,17 @@ DIHEDRAL_NAMES = (
 )
 
 
+_ODD_COLUMNS = np.where(np.arange(16) % 2 == 0, -1.0, 1.0).astype(np.float32)
+"""Mirroring an axis negates the coefficients of odd frequency along it (frequencies start at 1)."""
+
+
 def dihedral_hexes(coef: np.ndarray) -> list[str]:
     """Hashes of the 8 rotations/flips, from the DCT alone (no rehash): original first.
 
     Mirroring an axis negates the coefficients of odd frequency along it (frequencies start at 1), and a
     transpose swaps the axes; rotations are compositions of the two.
     """
-    sign = np.where(np.arange(16) % 2 == 0, -1.0, 1.0).astype(np.float32)
+    sign = _ODD_COLUMNS
     mx = coef * sign[None, :]  # mirror left-right
     my = coef * sign[:, None]  # mirror top-bottom
     mxy = mx * sign[:, None]  # rotate 180

@@ -31,8 +31,9 @@ DECODE_SIDE = 1024
 """Long side of the grey decode keypoints are taken on (a cell of a sheet keeps enough pixels)."""
 MAX_LOOKS = 2
 MAX_SENT_CELLS = 64
-MAX_SENT_HINTS = 32
 CELL_NAME = re.compile(r"^cell_[1-8]_[1-8]$")
+_MIRROR_FIELDS = frozenset({"views", "spread"})
+_TOP_FIELDS = _MIRROR_FIELDS | {"cells", "hints", "mirrored"}
 
 
 class QueryViews(Protocol):
@@ -50,13 +51,18 @@ class QueryViews(Protocol):
         """Keypoints of one picture of a grid (``cell_<row>_<col>``), in the cell's own coordinates."""
         ...
 
+    def mirrored(self) -> QueryViews | None:
+        """The same looks of the query's left–right mirror (ORB is not mirror-invariant); no cells."""
+        ...
+
 
 class PixelViews:
     """Views of an image's bytes, each taken when first asked for (the decode too)."""
 
-    def __init__(self, data: bytes, limits: MediaLimits) -> None:
+    def __init__(self, data: bytes, limits: MediaLimits, pixels: np.ndarray | None = None) -> None:
         self._data, self._limits = data, limits
-        self._pixels: np.ndarray | None = None
+        self._pixels: np.ndarray | None = pixels
+        self._mirror: PixelViews | None = None
         self._small: np.ndarray | None = None
         self._looks: list[features.Features] | None = None
         self._spread: features.Features | None = None
@@ -108,52 +114,65 @@ class PixelViews:
         view = features.extract(self.pixels()[y0:y1, x0:x1])
         return view if view is not None and len(view.points) else None
 
+    def mirrored(self) -> PixelViews:
+        if self._mirror is None:
+            self._mirror = PixelViews(b"", self._limits, np.ascontiguousarray(self.pixels()[:, ::-1]))
+            self._mirror._boxes = {}  # a grid's cells are looked at unmirrored only
+        return self._mirror
+
     def pack(self) -> dict[str, Any]:
         """Every view, packed as ``vigie hash --json --keypoints`` prints them (see :class:`SentViews`)."""
-        spread = self.spread()
         cells = {name: v.pack() for name in self.cells() if (v := self.cell(name)) is not None}
-        return {"views": [v.pack() for v in self.looks()], "spread": spread.pack() if spread else None,
-                "cells": cells}  # fmt: skip
+        return {**self._pack_looks(), "cells": cells, "mirrored": self.mirrored()._pack_looks()}
+
+    def _pack_looks(self) -> dict[str, Any]:
+        spread = self.spread()
+        return {"views": [v.pack() for v in self.looks()], "spread": spread.pack() if spread else None}
 
 
 class SentViews:
-    """Views a platform sent: ``{"views": [packed, ...], "spread": packed | null, "cells": {name: packed}}``
-    (packed as :meth:`vigie.signals.features.Features.pack`), checked by :meth:`parse`."""
+    """Views a platform sent: ``{"views": [packed, ...], "spread": packed | null, "cells": {name: packed},
+    "mirrored": {"views": [...], "spread": ...} | null}`` (packed as
+    :meth:`vigie.signals.features.Features.pack`), checked by :meth:`parse`."""
 
     def __init__(
         self,
         looks: list[features.Features],
         spread: features.Features | None = None,
         cells: dict[str, features.Features] | None = None,
+        mirror: SentViews | None = None,
     ) -> None:
-        self._looks, self._spread, self._cells = looks, spread, cells or {}
+        self._looks, self._spread, self._cells, self._mirror = looks, spread, cells or {}, mirror
 
     @classmethod
-    def parse(cls, obj: dict[str, Any]) -> SentViews:
+    def parse(cls, obj: dict[str, Any], where: str = "keypoints") -> SentViews:
         """SignalError naming what is wrong: an unknown key, a malformed packing, too many keypoints."""
-        unknown = set(obj) - {"views", "spread", "cells", "hints"}
+        unknown = set(obj) - (_TOP_FIELDS if where == "keypoints" else _MIRROR_FIELDS)
         if unknown:
-            raise SignalError(f"keypoints: unknown field(s) {sorted(unknown)}")
+            raise SignalError(f"{where}: unknown field(s) {sorted(unknown)}")
         looks = obj.get("views") or []
         if not isinstance(looks, list) or not 1 <= len(looks) <= MAX_LOOKS:
-            raise SignalError(f"keypoints.views: a list of 1 to {MAX_LOOKS} packed views")
+            raise SignalError(f"{where}.views: a list of 1 to {MAX_LOOKS} packed views")
         cells = obj.get("cells") or {}
         if not isinstance(cells, dict) or len(cells) > MAX_SENT_CELLS:
             raise SignalError(f"keypoints.cells: at most {MAX_SENT_CELLS} cells by name")
         for name in cells:
             if not isinstance(name, str) or not CELL_NAME.match(name):
                 raise SignalError(f"keypoints.cells: {str(name)[:40]!r} is not cell_<row>_<col>")
-        spread = obj.get("spread")
+        spread, mirror = obj.get("spread"), obj.get("mirrored")
+        if mirror is not None and not isinstance(mirror, dict):
+            raise SignalError(f"{where}.mirrored: an object of views and spread")
         return cls(
-            [unpack(v, f"keypoints.views[{k}]") for k, v in enumerate(looks)],
-            unpack(spread, "keypoints.spread") if spread is not None else None,
-            {name: unpack(v, f"keypoints.cells.{name}") for name, v in cells.items()},
+            [unpack(v, f"{where}.views[{k}]") for k, v in enumerate(looks)],
+            unpack(spread, f"{where}.spread") if spread is not None else None,
+            {name: unpack(v, f"{where}.cells.{name}") for name, v in cells.items()},
+            cls.parse(mirror, f"{where}.mirrored") if mirror else None,
         )
 
     def __len__(self) -> int:
         """Views sent with keypoints in them."""
         cells = sum(len(v.points) > 0 for v in self._cells.values())
-        return len(self.looks()) + (self.spread() is not None) + cells
+        return len(self.looks()) + (self.spread() is not None) + cells + len(self._mirror or ())
 
     def looks(self) -> list[features.Features]:
         return [v for v in self._looks if len(v.points)]
@@ -164,6 +183,9 @@ class SentViews:
     def cell(self, name: str) -> features.Features | None:
         view = self._cells.get(name)
         return view if view is not None and len(view.points) else None
+
+    def mirrored(self) -> SentViews | None:
+        return self._mirror
 
 
 def unpack(text: Any, where: str) -> features.Features:
