@@ -233,6 +233,28 @@ def test_entry_ids_beyond_64_bits_are_refused_plainly(env: dict[str, object]) ->
     }
 
 
+def test_text_holding_a_nul_character_is_refused_plainly(env: dict[str, object]) -> None:
+    """Found by schemathesis: PostgreSQL stores no U+0000 in text or JSON, and a bank description, an
+    entry's labels or an item's context holding one was a 500 there. Refused on both databases alike,
+    naming the field, and nothing is stored."""
+    c: TestClient = env["client"]  # type: ignore[assignment]
+    w, it = auth(env, "banks:write"), auth(env, "items:write")
+    r = c.post("/v1/banks", json={"name": "nul", "description": "a\u0000b"}, headers=w)
+    assert r.status_code == 400 and "NUL" in r.json()["detail"]
+    assert c.post("/v1/banks", json={"name": "nul"}, headers=w).status_code == 201
+    for labels in ({"note": "a\u0000"}, {"extra": {"k\u0000": "v"}}, {"extra": {"k": ["\u0000"]}}):
+        entry = {"signal_type": "md5", "value": "0" * 32, **labels}
+        r = c.post("/v1/banks/nul/entries", json={"entries": [entry]}, headers=w)
+        assert r.status_code == 422 and "NUL" in r.json()["errors"][0]["message"], labels
+    assert c.get("/v1/banks", headers=w).json()[0]["entry_count"] == 0
+    for field in ("external_id", "uploader_id", "url", "caption", "prompt"):
+        r = c.post("/v1/items", json={"md5": "0" * 32, field: "a\u0000b"}, headers=it)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == f"body.{field}", field
+        r = c.post("/v1/items", files={"file": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")},
+                   data={field: "a\x00b"}, headers=it)  # fmt: skip
+        assert r.status_code == 422, field
+
+
 def test_a_key_name_longer_than_its_column_is_refused_plainly(db_url: str) -> None:
     from vigie.errors import VigieError
     from vigie.service.keys import MAX_NAME

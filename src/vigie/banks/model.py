@@ -31,6 +31,24 @@ def long_labels(e: EntryIn) -> str | None:
     return "; ".join(long) or None
 
 
+def has_nul(value: Any) -> bool:
+    """Whether text (or any string in a list or dict, keys included) holds U+0000, which PostgreSQL cannot
+    store in a text or JSON column: refused on every backend, so both answer alike."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+def nul_labels(e: EntryIn) -> str | None:
+    """Which of an entry's labels holds a NUL character, for its import's error list; None when none does."""
+    bad = [k for k in ("source", "category", "external_id", "note", "extra") if has_nul(getattr(e, k))]
+    return f"{', '.join(bad)} holds a NUL character (U+0000)" if bad else None
+
+
 PDQ_HEX = re.compile(r"[0-9a-f]{64}")
 
 

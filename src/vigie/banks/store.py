@@ -19,7 +19,9 @@ from vigie.banks.model import (
     EntryIn,
     EntryOut,
     bad_search_data,
+    has_nul,
     long_labels,
+    nul_labels,
 )
 from vigie.errors import ConflictError, ImportFormatError, LineError, NotFoundError, SignalError, VigieError
 from vigie.signals.types import signal_type
@@ -56,7 +58,7 @@ def validate_entries(entries: Iterable[EntryIn], source: str = "") -> list[Entry
         except SignalError as exc:
             errors.append(LineError(n, str(exc)))
             continue
-        if why := long_labels(e) or bad_search_data(e):
+        if why := long_labels(e) or nul_labels(e) or bad_search_data(e):
             errors.append(LineError(n, why))
             continue
         out.append(e)
@@ -86,6 +88,8 @@ class BankStore:
             raise VigieError(f"bank kind must be one of {', '.join(BANK_KINDS)}, not {kind!r}")
         if not 0 <= pdq_threshold <= 256 or not 0 <= pdq_min_quality <= 100:
             raise VigieError("pdq threshold must be 0–256 and minimum quality 0–100")
+        if has_nul(description):
+            raise VigieError("a bank's description may not hold a NUL character (U+0000)")
         try:
             with self.db.session() as s:
                 bank = Bank(

@@ -15,12 +15,13 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 from starlette.exceptions import HTTPException
 
 from vigie import __version__
 from vigie.banks import BankStore, EntryIn
 from vigie.banks.matcher import Matcher
+from vigie.banks.model import has_nul
 from vigie.banks.store import BANK_KINDS
 from vigie.errors import ConfigError, ImportFormatError, LineError, SignalError
 from vigie.policy import Policy, load_policy
@@ -129,6 +130,13 @@ class ItemContext(BaseModel):
     url: str | None = Field(default=None, max_length=4096, description="Where the item is or will be shown.")
     caption: str | None = Field(default=None, max_length=100_000, description="Text posted with it.")
     prompt: str | None = Field(default=None, max_length=100_000, description="The prompt that generated it.")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, v: Any) -> Any:
+        if has_nul(v):  # PostgreSQL stores no U+0000; refused on SQLite too, so both answer alike
+            raise ValueError("holds a NUL character (U+0000)")
+        return v
 
 
 MAX_VPDQ_FRAMES = 36_000
