@@ -43,7 +43,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from curves import Curve, JointCurve
-from robustness import HARD, OUT_OF_SCOPE, TRANSFORMS
+from robustness import COMBINED, HARD, OUT_OF_SCOPE, TRANSFORMS
 from vigie.banks.ingest import media_aids
 from vigie.banks.matcher import Matcher
 from vigie.media import Item, sniff
@@ -331,7 +331,7 @@ def main() -> int:
                "hash_only_false_matches": rec["hash_only_false"],
                "hash_only_keypoints_recall_prod": round(rec["hash_only_kp_prod"] / nb, 4),
                "hash_only_keypoints_false_matches": rec["hash_only_kp_false"],
-               "goal": goal, "goal_met": met}  # fmt: skip
+               "goal": goal, "goal_met": met, "combined": tname in COMBINED}  # fmt: skip
         table.append(row)
         mark = "-" if met is None else "met" if met else "NOT met"
         print(f"{tname:18} {n:>4} {r99:>10.3f} {v99:>12.3f} | {rec['bankable']:>3} {rb99:>10.3f} {vb99:>12.3f} {vi99:>8.3f} {rec['ref_prod'] / nb:>7.3f} {rec['vigie_prod'] / nb:>10.3f} {rec['vigie_false']:>5} {rec['vigie_missed_low_quality']:>9} {rec['usable_hit'] / max(rec['usable'], 1):>10.3f} {rec['hash_only_prod'] / nb:>9.3f} {rec['hash_only_kp_prod'] / nb:>7.3f} | {goal or '-'} {mark}")  # fmt: skip

@@ -209,6 +209,12 @@ def contact_sheet_tiled(im: Image.Image) -> Image.Image:
     return sheet
 
 
+def mirrored(then: Transform) -> Transform:
+    """A copy mirrored left–right to evade matching, then altered again: plain PDQ's 8 dihedral variants
+    find a mirror alone, but not a mirror that was also captioned, tilted, cropped or screenshotted."""
+    return lambda im: then(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+
+
 def stretch(kx: float) -> Transform:
     return lambda im: im.resize((round(im.width * kx), im.height), Image.Resampling.BILINEAR)
 
@@ -250,9 +256,17 @@ TRANSFORMS: dict[str, Transform] = {
     "screenshot": screenshot,
     "contact_sheet": contact_sheet,
     "contact_sheet_tiled": contact_sheet_tiled,
+    "mirror_text": mirrored(text_overlay),
+    "mirror_logo": mirrored(logo_overlay),
+    "mirror_crop_10": mirrored(crop_sides(0.10)),
+    "mirror_rotate_4": mirrored(rotate(4)),
+    "mirror_screenshot": mirrored(screenshot),
 }
 
 #: Families the issue sets goals for: at 99.99% precision, recall >= 0.95 on the hard ones, >= 0.99 on the rest.
 HARD = {"crop_5", "crop_10", "crop_corner_10", "pad_black_10", "pad_white_20", "pad_blue_50", "letterbox",
-        "caption_band", "rotate_2", "rotate_4", "rotate_4_cropped", "screenshot", "contact_sheet", "contact_sheet_tiled"}  # fmt: skip
+        "caption_band", "rotate_2", "rotate_4", "rotate_4_cropped", "screenshot", "contact_sheet", "contact_sheet_tiled",
+        "mirror_crop_10", "mirror_rotate_4", "mirror_screenshot"}  # fmt: skip
 OUT_OF_SCOPE = {"crop_20", "rotate_10"}  # measured, no goal
+#: Not on the issue's list: a mirror and a second change, held to the goal of the second.
+COMBINED = {"mirror_text", "mirror_logo", "mirror_crop_10", "mirror_rotate_4", "mirror_screenshot"}
