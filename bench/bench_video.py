@@ -173,6 +173,12 @@ ALTERED: dict[str, Callable[[Frames], Frames]] = {
     "subtitles burned in": _each(subtitled),
     "grey": _each(lambda im: im.convert("L").convert("RGB")),
     "cropped 10% per side": _each(cropped(0.10)),
+    "mirrored, then a 9:16 portrait frame, blurred background": lambda fr: in_frame(
+        (720, 1280), blurred=True
+    )([np.ascontiguousarray(f[:, ::-1]) for f in fr]),
+    "mirrored, then a 4:3 frame, black bars": lambda fr: in_frame((960, 720))(
+        [np.ascontiguousarray(f[:, ::-1]) for f in fr]
+    ),
 }
 
 

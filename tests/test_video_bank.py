@@ -123,15 +123,22 @@ def _in_portrait_frame(blurred: bool) -> object:
 
 
 def test_mirrored_and_reframed_copies_match_and_say_how(bank: tuple[Matcher, list]) -> None:
-    """Re-posts mirror footage or set it in a portrait frame, on black bars or on a blurred copy of itself."""
+    """Re-posts mirror footage or set it in a portrait frame, on black bars or on a blurred copy of itself,
+    or both: a mirrored clip in a portrait frame meets the known frames through the mirror of its picture."""
     import numpy as np
 
     m, known = bank
     clip = known[4 * FPS : 20 * FPS]
-    [hit] = _video_matches(m, [np.ascontiguousarray(f[:, ::-1]) for f in clip])
+    mirrored = [np.ascontiguousarray(f[:, ::-1]) for f in clip]
+    [hit] = _video_matches(m, mirrored)
     assert hit["labels"]["video_match"]["frame_variants"].keys() == {"mirror_lr"}
-    for blurred, variant in ((False, "trim"), (True, "centre_16x9")):
-        framed = _alter(clip, _in_portrait_frame(blurred))
+    for source, blurred, variant in (
+        (clip, False, "trim"),
+        (clip, True, "centre_16x9"),
+        (mirrored, False, "trim_mirror"),
+        (mirrored, True, "centre_16x9_mirror"),
+    ):
+        framed = _alter(source, _in_portrait_frame(blurred))
         [hit] = _video_matches(m, framed, (framed[0].shape[1], framed[0].shape[0]))
         ev = hit["labels"]["video_match"]
         assert hit["labels"]["external_id"] == "known.mp4" and abs(ev["offset_s"] - 4) <= 2, ev

@@ -10,7 +10,16 @@ import numpy as np
 from vigie.media.video import sample_frames
 from vigie.settings import MediaLimits
 from vigie.signals.borders import trimmed_hashes
-from vigie.signals.pdq import DIHEDRAL_NAMES, PDQHash, hash_array, hash_array_dihedral, hash_pixels, luma
+from vigie.signals.pdq import (
+    DIHEDRAL_NAMES,
+    MIRROR,
+    PDQHash,
+    hash_array,
+    hash_array_dihedral,
+    hash_pixels,
+    hash_pixels_mirrored,
+    luma,
+)
 
 
 @dataclass(frozen=True)
@@ -61,12 +70,14 @@ def frame_views(gray: np.ndarray) -> dict[str, PDQHash]:
 def _query_variants(rgb: np.ndarray, gray: np.ndarray, dihedral: list[str]) -> dict[str, str]:
     """A query frame turned and mirrored (``dihedral``: its 8 hashes, plain first), the picture inside
     any bars (searched on ``rgb``, hashed from its luma ``gray``), and the middle band of a frame of the
-    other orientation (over a blurred copy: no bars)."""
+    other orientation (over a blurred copy: no bars); the last two with their left–right mirrors too
+    (``trim_mirror``, ``centre_16x9_mirror``: a re-post mirrored, then set in a portrait frame)."""
     out = dict(zip(DIHEDRAL_NAMES[1:], dihedral[1:], strict=True))
-    trims = trimmed_hashes(rgb, (rgb.shape[1], rgb.shape[0]), gray)
+    trims = trimmed_hashes(rgb, (rgb.shape[1], rgb.shape[0]), gray, mirrored=True)
     out.update((k, v) for k, v in trims.items() if v != dihedral[0])
     if (middle := _middle_band(gray)) is not None:
-        out[f"centre_{middle[0]}"] = hash_pixels(middle[1]).hex
+        centre, mirror = hash_pixels_mirrored(middle[1])
+        out[f"centre_{middle[0]}"], out[f"centre_{middle[0]}{MIRROR}"] = centre.hex, mirror
     return out
 
 
