@@ -266,14 +266,13 @@ def main() -> int:
             packed = json.dumps({**PixelViews(data, limits).pack(), "hints": sig.pdq_hints or []})
             t_kp += time.perf_counter() - t0
             kp_bytes.append(len(packed))
-            sent = json.loads(packed)
-            hint = sent.pop("hints")
+            views = SentViews.parse(json.loads(packed))
             found = matcher.match(
                 pdq=sig.pdq, pdq_quality=sig.pdq_quality, pdq_variants=sig.variants() or None
             )
             ms = [match_record(m) for m in found.matches]
             ms += keypoint_match_dicts(
-                matcher, sent_signals(sig.pdq, sig.pdq_quality, sig.variants(), hint), SentViews.parse(sent),
+                matcher, sent_signals(sig.pdq, sig.pdq_quality, sig.variants(), views.hints), views,
                 [*ms, *(match_record(m) for m in found.suppressed)],
             )  # fmt: skip
             names = {str((m.get("labels") or {}).get("external_id", "")).rsplit("/", 1)[-1] for m in ms}

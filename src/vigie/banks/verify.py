@@ -48,16 +48,21 @@ def mirror_candidates(matcher: Matcher, sig: ItemSignals) -> list[tuple[int, int
     mirror's PDQ or of the mirrors of its frame trims and band cuts."""
     flip = (sig.pdq_dihedral or [])[1:2]  # mirror_lr, second in DIHEDRAL_NAMES
     mirrored = [*flip, *(v for k, v in (sig.pdq_extra or {}).items() if k.endswith(MIRROR))]
-    return _near(matcher, [], [h for h in mirrored if h], MIRROR_RADIUS)
+    if not (mirrored := [h for h in mirrored if h]):
+        return []
+    return _nearest(dict(matcher.verify_candidates(mirrored, MIRROR_RADIUS, MAX_CANDIDATES)))
 
 
-def _near(
-    matcher: Matcher, wide: list[str], cuts: list[str], cut_radius: int = CUT_RADIUS
-) -> list[tuple[int, int]]:
-    """Entries within VERIFY_RADIUS of a ``wide`` hash or ``cut_radius`` of a ``cuts`` one, nearest first."""
+def _near(matcher: Matcher, wide: list[str], cuts: list[str]) -> list[tuple[int, int]]:
+    """Entries within VERIFY_RADIUS of a ``wide`` hash or CUT_RADIUS of a ``cuts`` one, nearest first."""
     found = dict(matcher.verify_candidates(wide, VERIFY_RADIUS, MAX_CANDIDATES)) if wide else {}
-    for eid, dist in matcher.verify_candidates(cuts, cut_radius, MAX_CANDIDATES) if cuts else ():
+    for eid, dist in matcher.verify_candidates(cuts, CUT_RADIUS, MAX_CANDIDATES) if cuts else ():
         found[eid] = min(dist, found.get(eid, dist))
+    return _nearest(found)
+
+
+def _nearest(found: dict[int, int]) -> list[tuple[int, int]]:
+    """The MAX_CANDIDATES nearest of (entry id: distance), nearest first, lower id on a tie."""
     return sorted(found.items(), key=lambda c: (c[1], c[0]))[:MAX_CANDIDATES]
 
 
@@ -72,13 +77,8 @@ def cell_candidates(matcher: Matcher, sig: ItemSignals) -> dict[str, list[tuple[
             per.setdefault(cell, {"whole": [], "cuts": []})["cuts" if cut else "whole"].append(value)
     out: dict[str, list[tuple[int, int]]] = {}
     for cell, hexes in per.items():
-        found: dict[int, int] = {}
-        for group, radius in (("whole", VERIFY_RADIUS), ("cuts", CUT_RADIUS)):
-            near = matcher.verify_candidates(hexes[group], radius, MAX_CANDIDATES) if hexes[group] else []
-            for eid, dist in near:
-                found[eid] = min(dist, found.get(eid, dist))
-        if found:
-            out[cell] = sorted(found.items(), key=lambda c: (c[1], c[0]))[:MAX_CANDIDATES]
+        if near := _near(matcher, hexes["whole"], hexes["cuts"]):
+            out[cell] = near
     return out
 
 

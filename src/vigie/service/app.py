@@ -591,7 +591,7 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
             sent = hashes.pop("keypoints", None)
             views = SentViews.parse(sent) if sent else None  # SignalError: a 422 naming the bad view
             context = body.model_dump(include=set(ItemContext.model_fields), exclude_none=True)
-            args = (matcher, hashes, context, claim, views, (sent or {}).get("hints"))
+            args = (matcher, hashes, context, claim, views)
             if views is None:
                 outcome = await run_in_threadpool(svc.items.submit_hashes, *args)
             else:  # keypoint verification is as heavy as an upload's: it waits with them

@@ -109,12 +109,11 @@ class Items:
         context: dict[str, Any],
         claim: Claim | None = None,
         views: SentViews | None = None,
-        hints: list[str] | None = None,
     ) -> Outcome:
         """Privacy mode: the platform sends signals only (SignalError for malformed values); a video as its
         sampled frames (``vpdq``: [seconds, PDQ hex, quality, {name: PDQ hex}?] each), an image's other
         query hashes as ``pdq_variants`` ({name: PDQ hex}); both recorded as their count. ``views``, the
-        image's keypoints if the platform chose to send them (with ``hints``, flat hashes that only pick
+        image's keypoints if the platform chose to send them (with their hints, flat hashes that only pick
         candidates), verify candidates as an upload's pixels would; recorded as how many views came."""
         pdq = signal_type("pdq")
 
@@ -135,7 +134,7 @@ class Items:
         found = matcher.match(**clean, pdq_variants=variants or None)
         matches = [match_record(m) for m in found.matches]
         if views is not None:
-            sig = sent_signals(clean.get("pdq"), clean.get("pdq_quality"), variants, hints)
+            sig = sent_signals(clean.get("pdq"), clean.get("pdq_quality"), variants, views.hints)
             matches += keypoint_match_dicts(
                 matcher, sig, views, [*matches, *(match_record(m) for m in found.suppressed)]
             )

@@ -135,9 +135,9 @@ def sent_signals(
 ) -> ItemSignals:
     """A hash-only image's signals laid out as hashing lays an upload's (flips and rotations apart from
     its other variants, in :data:`~vigie.signals.pdq.DIHEDRAL_NAMES` order, "" where not sent; ``hints``
-    normalised), for the keypoint verifier to pick candidates as it does for an upload."""
+    normalised, as :class:`~vigie.signals.views.SentViews` holds them), for the keypoint verifier to pick
+    candidates as it does for an upload."""
     from vigie.signals.pdq import DIHEDRAL_NAMES
-    from vigie.signals.types import signal_type
 
     flips = set(DIHEDRAL_NAMES)
     dihedral = [pdq or "", *(variants.get(n, "") for n in DIHEDRAL_NAMES[1:])]
@@ -147,7 +147,7 @@ def sent_signals(
         pdq_quality=quality,
         pdq_dihedral=dihedral if any(dihedral[1:]) else None,
         pdq_extra={k: v for k, v in variants.items() if k not in flips} or None,
-        pdq_hints=[signal_type("pdq").normalize(h) for h in hints or ()] or None,
+        pdq_hints=list(hints or ()) or None,
     )
 
 

@@ -26,11 +26,13 @@ from vigie.media import decode_errors, open_image
 from vigie.settings import MediaLimits
 from vigie.signals import features, grid
 from vigie.signals.borders import picture_boxes
+from vigie.signals.types import signal_type
 
 DECODE_SIDE = 1024
 """Long side of the grey decode keypoints are taken on (a cell of a sheet keeps enough pixels)."""
 MAX_LOOKS = 2
 MAX_SENT_CELLS = 64
+MAX_SENT_HINTS = 32
 CELL_NAME = re.compile(r"^cell_[1-8]_[1-8]$")
 _MIRROR_FIELDS = frozenset({"views", "spread"})
 _TOP_FIELDS = _MIRROR_FIELDS | {"cells", "hints", "mirrored"}
@@ -132,8 +134,9 @@ class PixelViews:
 
 class SentViews:
     """Views a platform sent: ``{"views": [packed, ...], "spread": packed | null, "cells": {name: packed},
-    "mirrored": {"views": [...], "spread": ...} | null}`` (packed as
-    :meth:`vigie.signals.features.Features.pack`), checked by :meth:`parse`."""
+    "mirrored": {"views": [...], "spread": ...} | null, "hints": [hex64, ...]}`` (packed as
+    :meth:`vigie.signals.features.Features.pack`), checked by :meth:`parse`. ``hints`` are the image's flat
+    band cuts, normalised: not views, but they pick which entries the views are verified against."""
 
     def __init__(
         self,
@@ -141,8 +144,10 @@ class SentViews:
         spread: features.Features | None = None,
         cells: dict[str, features.Features] | None = None,
         mirror: SentViews | None = None,
+        hints: list[str] | None = None,
     ) -> None:
         self._looks, self._spread, self._cells, self._mirror = looks, spread, cells or {}, mirror
+        self.hints = hints or []
 
     @classmethod
     def parse(cls, obj: dict[str, Any], where: str = "keypoints") -> SentViews:
@@ -162,11 +167,15 @@ class SentViews:
         spread, mirror = obj.get("spread"), obj.get("mirrored")
         if mirror is not None and not isinstance(mirror, dict):
             raise SignalError(f"{where}.mirrored: an object of views and spread")
+        hints = obj.get("hints") or []
+        if not isinstance(hints, list) or len(hints) > MAX_SENT_HINTS:
+            raise SignalError(f"keypoints.hints: a list of at most {MAX_SENT_HINTS} PDQ hashes")
         return cls(
             [unpack(v, f"{where}.views[{k}]") for k, v in enumerate(looks)],
             unpack(spread, f"{where}.spread") if spread is not None else None,
             {name: unpack(v, f"{where}.cells.{name}") for name, v in cells.items()},
             cls.parse(mirror, f"{where}.mirrored") if mirror else None,
+            [signal_type("pdq").normalize(h) for h in hints],  # SignalError names a bad one
         )
 
     def __len__(self) -> int:
