@@ -196,3 +196,37 @@ def test_a_reviewer_reads_which_cell_matched() -> None:
     assert transform_words("sheet_cell_1_2") == (
         "the bank entry's picture in row 1, column 2 of the known contact sheet or collage"
     )
+
+
+def _panned_sheet(im: Image.Image, whole: int, n: int = 4, cell: int = 256) -> Image.Image:
+    """n×n frames of a slow pan over ``im``, edge to edge as ffmpeg's ``tile`` lays them, frame ``whole``
+    showing it whole: neighbouring frames of one scene."""
+    ch = round(im.height * cell / im.width)
+    out = Image.new("RGB", (n * cell, n * ch))
+    for k in range(n * n):
+        z = 1.0 if k == whole else 1.15 + 0.05 * (k % 8)
+        fx, fy = (k * 0.37) % 1.0, (k * 0.61) % 1.0
+        w, h = im.width / z, im.height / z
+        x, y = (im.width - w) * fx, (im.height - h) * fy
+        frame = im.crop((round(x), round(y), round(x + w), round(y + h)))
+        out.paste(frame.resize((cell, ch), Image.Resampling.BILINEAR), ((k % n) * cell, (k // n) * ch))
+    return out
+
+
+def test_panned_frames_of_a_smooth_scene_tiled_edge_to_edge(
+    db_url: str, photos: list[Path], tmp_path: Path
+) -> None:
+    """Frames of a slow pan over a smooth meadow barely step where they meet, point by point; the mean
+    change along each edge still stands above the lines beside it, so the sheet is cut into its 4×4
+    frames and the frame showing the known photo whole matches it, naming that cell."""
+    meadow = next(p for p in photos if p.name == "greenmeadow.jpg")
+    store, entries = _media_bank(db_url, [meadow], tmp_path)
+    store.add_entries("known", entries)
+    ctx = PipelineContext(limits=LIMITS, matcher=Matcher.open(store.db))
+    im = _panned_sheet(load(meadow, 1024), whole=6)
+    data = jpeg(im, 95)
+    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+    assert [len(row) for row in grid_cells(decoded)] == [4, 4, 4, 4]
+    [m] = process_item(Item("s.jpg", data, "image/jpeg"), ctx).matches
+    assert m["labels"]["external_id"] == meadow.name
+    assert (m["transform"] or "").startswith("cell_2_3"), m
