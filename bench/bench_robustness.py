@@ -383,7 +383,7 @@ def main() -> int:
         for tname, names in missed.items():
             print(f"missed {tname}: {' '.join(names)}")
     git = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(

@@ -431,7 +431,7 @@ def main() -> int:
         f"vpdq {speed['vpdq_x_realtime']}x ({speed['vpdq_frames_per_s']} frames/s)"
     )
     git = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
