@@ -40,6 +40,9 @@ SNAPSHOT_FORMAT = 2  # 2: with the video-frame index
 #: Changes committed out of order (concurrent writers on PostgreSQL) are re-read for this long.
 LOOKBACK_S = 30.0
 _BATCH = 200_000
+_ENTRIES = sa.select(Entry.__table__).where(Entry.id.in_(sa.bindparam("ids", expanding=True)))
+"""Entry rows by id, built once: every matched lookup runs it, and a statement built per call spent half
+its time being compiled again (161 -> 84 µs for one entry on SQLite)."""
 SMALL_BATCH = 64
 
 
@@ -312,10 +315,8 @@ class Matcher:
 
     def _entries(self, ids: Iterable[int]) -> dict[int, Any]:
         # Core rows, not ORM objects: every matched lookup pays this (0.26 -> 0.13 ms for one entry)
-        table = Entry.__table__
         with self.db.engine.connect() as c:
-            rows = c.execute(sa.select(table).where(table.c.id.in_(list(ids))))
-            return {r.id: entry_out(r) for r in rows}
+            return {r.id: entry_out(r) for r in c.execute(_ENTRIES, {"ids": list(ids)})}
 
     @staticmethod
     def _judge(
