@@ -156,11 +156,18 @@ def test_novelai_chunks_and_stealth_alpha_copy() -> None:
     assert f.generator == "NovelAI" and f.evidence["negative_prompt"] == "lowres"
 
     # the same metadata hidden in the alpha channel's low bits, gzip-compressed, column by column
+    [s] = gen_findings(stealth_png(chunks))
+    assert s.generator == "NovelAI" and s.evidence["found_in"] == "alpha-channel stealth metadata"
+    assert s.evidence["prompt"] == "a castle on a hill"
+
+
+def stealth_png(chunks: dict[str, str], size: tuple[int, int] = (96, 64)) -> bytes:
+    """A PNG whose alpha channel's low bits carry ``chunks`` as NovelAI writes them (gzip, by column)."""
     payload = gzip.compress(json.dumps(chunks).encode())
     bits = np.unpackbits(np.frombuffer(b"stealth_pngcomp", np.uint8))
     bits = np.concatenate([bits, np.array([int(b) for b in f"{len(payload) * 8:032b}"], np.uint8)])
     bits = np.concatenate([bits, np.unpackbits(np.frombuffer(payload, np.uint8))])
-    h, w = 64, 96
+    w, h = size
     alpha = np.full(w * h, 254, np.uint8)
     alpha[: bits.size] |= bits
     rgba = np.zeros((h, w, 4), np.uint8)
@@ -168,9 +175,32 @@ def test_novelai_chunks_and_stealth_alpha_copy() -> None:
     rgba[..., 3] = alpha.reshape(w, h).T
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, "PNG")
-    [s] = gen_findings(buf.getvalue())
-    assert s.generator == "NovelAI" and s.evidence["found_in"] == "alpha-channel stealth metadata"
-    assert s.evidence["prompt"] == "a castle on a hill"
+    return buf.getvalue()
+
+
+def test_analyzers_never_decode_what_hashing_refused() -> None:
+    """An image over the pixel limit (a decompression bomb, to hashing) is refused once, and no analyzer
+    decodes its pixels afterwards: its stealth metadata, read from every alpha pixel, is not looked for.
+    Under the limit the same file is read whole. Formats vigie does not read are opened by none of them."""
+    from vigie.analyzers import default_analyzers
+    from vigie.media import image_header
+    from vigie.pipeline import PipelineContext, process_item
+
+    data = stealth_png({"Software": "NovelAI", "Comment": json.dumps({"prompt": "a castle"})}, (1100, 1000))
+    tight = PipelineContext(limits=MediaLimits(max_pixels=1_000_000), analyzers=default_analyzers())
+    refused = process_item(Item("big.png", data, "image/png"), tight)
+    assert (refused.error or "").startswith("bomb:")
+    assert [f["kind"] for f in refused.findings] == []
+    read = process_item(Item("big.png", data, "image/png"), PipelineContext(analyzers=default_analyzers()))
+    assert read.error is None
+    assert [f["evidence"]["found_in"] for f in read.findings] == ["alpha-channel stealth metadata"]
+    for fmt in ("PPM", "TGA", "ICO"):  # Pillow reads them; vigie does not
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), (200, 10, 10)).save(buf, fmt)
+        item = Item(f"x.{fmt.lower()}", buf.getvalue())
+        assert image_header(item) is None and analyze_item(item) == []
+    assert image_header(Item("x.png", data)) is not None
+
 
 
 def test_swarmui_fooocus_and_midjourney() -> None:

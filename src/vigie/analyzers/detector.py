@@ -15,7 +15,6 @@ the model was measured on and how it fails). Enable by naming the file in ``VIGI
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import warnings
@@ -26,6 +25,7 @@ from PIL import Image
 
 from vigie.analyzers.base import Finding
 from vigie.errors import ConfigError
+from vigie.media.image import open_checked
 from vigie.media.item import Item
 
 
@@ -77,10 +77,12 @@ class OnnxDetector:
         return 1.0 / (1.0 + math.exp(-value)) if self.logit else value
 
     def analyze(self, item: Item) -> list[Finding]:
+        im = open_checked(item)  # only what hashing would open: no bombs, no formats vigie does not read
+        if im is None:
+            return []
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), im:
                 warnings.simplefilter("ignore")
-                im = Image.open(io.BytesIO(item.data))
                 im.draft("RGB", (self.size * 2, self.size * 2))
                 p = self.score(im)
         except Exception:

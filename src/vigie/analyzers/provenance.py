@@ -10,7 +10,6 @@ import gzip
 import io
 import json
 import re
-import warnings
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ from vigie.analyzers.base import Finding
 from vigie.analyzers.genmeta import GenerationInfo, parse_novelai, parse_text_fields
 from vigie.analyzers.pngtext import png_text
 from vigie.analyzers.prompt_risk import prompt_risk_findings
+from vigie.media.image import image_header, open_checked
 from vigie.media.item import Item
 
 CLAIM = "file metadata written by software; it can be forged or stripped"
@@ -50,25 +50,6 @@ _XMP_FIELD = re.compile(
 )
 _STEALTH_MAGICS = {"stealth_pnginfo": False, "stealth_pngcomp": True}
 _MAX_STEALTH_BITS = 64 * 1024 * 1024 * 8
-
-
-def _open(item: Item) -> Image.Image | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return Image.open(io.BytesIO(item.data))
-    except Exception:
-        return None
-
-
-def exif_of(im: Image.Image, data: bytes) -> Image.Exif | None:
-    """EXIF without decoding pixels: Pillow loads a whole PNG to look for eXIf, so ask only if it is there."""
-    if im.format == "PNG" and b"eXIf" not in data:
-        return None
-    try:
-        return im.getexif()
-    except Exception:
-        return None
 
 
 def decode_user_comment(raw: Any) -> str | None:
@@ -130,29 +111,34 @@ class GeneratorMetadataAnalyzer:
         chunks = png_text(item.data)
         if chunks:
             out += [_finding(i, "PNG text chunks") for i in parse_text_fields(chunks)]
-        im = _open(item)
-        if im is None:
+        header = image_header(item)
+        if header is None:
             return out + prompt_risk_findings(out)
-        with im:
-            comment = None
-            exif = exif_of(im, item.data)
-            if exif is not None:
-                try:
-                    comment = decode_user_comment(exif.get_ifd(0x8769).get(0x9286))
-                except Exception:
-                    comment = None
-            if comment:
-                out += [_finding(i, "EXIF UserComment") for i in parse_text_fields({"parameters": comment})]
-            if im.format in ("PNG", "WEBP") and not out:
-                try:
-                    hidden = read_stealth(im)
-                except Exception:
-                    hidden = None
-                if hidden:
-                    out += [
-                        _finding(i, "alpha-channel stealth metadata", 0.95) for i in _parse_hidden(hidden)
-                    ]
+        comment = None
+        if header.exif is not None:
+            try:
+                comment = decode_user_comment(header.exif.get_ifd(0x8769).get(0x9286))
+            except Exception:
+                comment = None
+        if comment:
+            out += [_finding(i, "EXIF UserComment") for i in parse_text_fields({"parameters": comment})]
+        if header.format in ("PNG", "WEBP") and not out:
+            hidden = _stealth(item)
+            if hidden:
+                out += [_finding(i, "alpha-channel stealth metadata", 0.95) for i in _parse_hidden(hidden)]
         return out + prompt_risk_findings(out)
+
+
+def _stealth(item: Item) -> str | None:
+    """:func:`read_stealth` of the item, decoded only where its header passed vigie's limits."""
+    im = open_checked(item)
+    if im is None:
+        return None
+    try:
+        with im:
+            return read_stealth(im)
+    except Exception:
+        return None
 
 
 def _parse_hidden(text: str) -> list[GenerationInfo]:
@@ -216,15 +202,12 @@ class ProvenanceTagsAnalyzer:
                     evidence={"claim": CLAIM, **fields},
                 )
             )
-        im = _open(item)
-        if im is None:
+        header = image_header(item)
+        exif = header.exif if header is not None else None
+        if exif is None:
             return out
-        with im:
-            exif = exif_of(im, item.data)
-            if exif is None:
-                return out
-            software = str(exif.get(0x0131) or "").strip()
-            make, model = str(exif.get(0x010F) or "").strip(), str(exif.get(0x0110) or "").strip()
+        software = str(exif.get(0x0131) or "").strip()
+        make, model = str(exif.get(0x010F) or "").strip(), str(exif.get(0x0110) or "").strip()
         if software and GENERATOR_SOFTWARE.search(software):
             out.append(
                 Finding(

@@ -12,15 +12,14 @@ reported only above calibrated agreement thresholds (see bench/bench_provenance.
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 
 import numpy as np
 from numba import njit
-from PIL import Image
 
 from vigie.analyzers.base import Finding
+from vigie.media.image import image_header, open_checked
 from vigie.media.item import Item
 
 
@@ -138,9 +137,9 @@ def best_agreement(rgb: np.ndarray) -> list[dict[str, object]]:
     return out
 
 
-def _worth_decoding(im: Image.Image) -> bool:
+def _worth_decoding(fmt: str | None) -> bool:
     """Measured: JPEG even at quality 95, and halving the size, leave only chance agreement; skip JPEG."""
-    return im.format != "JPEG"
+    return fmt != "JPEG"
 
 
 class SDWatermarkAnalyzer:
@@ -149,17 +148,22 @@ class SDWatermarkAnalyzer:
     name = "sd_watermark"
 
     def analyze(self, item: Item) -> list[Finding]:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                im = Image.open(io.BytesIO(item.data))
-                if im.width * im.height > MAX_PIXELS or min(im.size) < 64 or not _worth_decoding(im):
-                    return []
-                rgb = item.decoded.get("rgb")  # hashing's decode, when it made one
-                if rgb is None:
-                    rgb = np.asarray(im.convert("RGB"))
-        except Exception:
+        header = image_header(item)
+        if header is None or header.size[0] * header.size[1] > MAX_PIXELS or min(header.size) < 64:
             return []
+        if not _worth_decoding(header.format):
+            return []
+        rgb = item.decoded.get("rgb")  # hashing's decode, when it made one
+        if rgb is None:
+            im = open_checked(item)
+            if im is None:
+                return []
+            try:
+                with warnings.catch_warnings(), im:
+                    warnings.simplefilter("ignore")
+                    rgb = np.asarray(im.convert("RGB"))
+            except Exception:
+                return []
         found = []
         for r in best_agreement(rgb):
             name, n, k = str(r["mark"]), int(r["bits"]), int(r["agreeing_bits"])  # type: ignore[call-overload]

@@ -6,10 +6,12 @@ import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from vigie.errors import MediaError
+from vigie.media.item import Item
 from vigie.settings import MediaLimits
 
 try:  # HEIC/AVIF through libheif; optional at run time, declared in the package dependencies
@@ -79,3 +81,56 @@ def load_rgb(data: bytes, limits: MediaLimits) -> Image.Image:
     with decode_errors():
         im.load()
         return im.convert("RGB")
+
+
+REFUSED = "refused"
+"""Key of :attr:`Item.decoded` under which hashing leaves the reason it refused to open the item (a bomb,
+too large, not a format vigie reads), so no analyzer opens it either."""
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says, read once per item for every analyzer that asks: no pixels decoded."""
+
+    format: str | None
+    size: tuple[int, int]
+    exif: Image.Exif | None
+
+
+def image_header(item: Item) -> ImageHeader | None:
+    """The item's image header, read through :func:`open_image` (its format allowlist, byte and pixel
+    limits) and kept in ``item.decoded``; None for what hashing refused, what is not an image vigie reads,
+    or what is over the limits. Analyzers ask here instead of opening the bytes themselves, so none of
+    them decodes a decompression bomb that hashing refused, or hands a format vigie does not read (EPS
+    runs Ghostscript) to its Pillow plugin."""
+    if "header" not in item.decoded:
+        header = None
+        if REFUSED not in item.decoded:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    with open_image(item.data, MediaLimits()) as im:
+                        header = ImageHeader(im.format, im.size, _exif(im, item.data))
+            except MediaError:
+                pass
+        item.decoded["header"] = header
+    result: ImageHeader | None = item.decoded["header"]
+    return result
+
+
+def open_checked(item: Item) -> Image.Image | None:
+    """A freshly opened image (pixels not yet decoded) for an analyzer that decodes them, or None where
+    :func:`image_header` has none: only the formats and sizes vigie's own hashing accepts get decoded."""
+    if image_header(item) is None:
+        return None
+    return Image.open(io.BytesIO(item.data), formats=_OPENABLE)
+
+
+def _exif(im: Image.Image, data: bytes) -> Image.Exif | None:
+    """EXIF without decoding pixels: Pillow loads a whole PNG to look for eXIf, so ask only if it is there."""
+    if im.format == "PNG" and b"eXIf" not in data:
+        return None
+    try:
+        return im.getexif()
+    except Exception:
+        return None

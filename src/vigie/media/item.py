@@ -18,9 +18,10 @@ class Item:
     data: bytes
     media_type: str | None = None
     decoded: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
-    """Pixels one stage decoded, kept for the next: ``"rgb"`` is the whole image as Pillow's
+    """What one stage learnt of the item, kept for the next: ``"rgb"`` is the whole image as Pillow's
     ``convert("RGB")`` gives it (read-only), left by hashing when it decoded that anyway (lossless and small
-    images), so the watermark check does not decode a PNG a second time. It lives as long as the item."""
+    images), so the watermark check does not decode a PNG a second time; ``"header"`` and ``"refused"`` are
+    :func:`vigie.media.image.image_header`'s. It lives as long as the item."""
 
     @property
     def size(self) -> int:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vigie.media.image import open_checked
 from vigie.media.item import Item
 from vigie.pipeline import ItemResult, PipelineContext, error_result, process_item
 from vigie.scan.cluster import Cluster, cluster_results
@@ -94,10 +95,11 @@ def _init_worker(settings: Settings, analyzers: bool, thumbnails: bool) -> None:
 
 def _thumbnail(item: Item) -> str | None:
     """A small JPEG as a data URI; the HTML report shows it blurred until the analyst reveals it."""
-    from PIL import Image
-
+    src = open_checked(item)  # only what hashing would open: no bombs, no formats vigie does not read
+    if src is None:
+        return None
     try:
-        with Image.open(io.BytesIO(item.data)) as src:
+        with src:
             src.draft("RGB", (160, 160))
             im = src.convert("RGB")
             im.thumbnail((160, 160))

@@ -9,6 +9,7 @@ from typing import Any
 
 from vigie.errors import MediaError
 from vigie.media import Item, ItemError, decode_errors, is_video, iter_file, open_image
+from vigie.media.image import REFUSED
 from vigie.settings import MediaLimits
 from vigie.signals.bands import band_hashes
 from vigie.signals.borders import trimmed_hashes
@@ -104,7 +105,11 @@ def hash_item(
         if is_video(item.media_type):
             sig.vpdq = hash_video(item.data, limits, vpdq_fps, variants=dihedral, views=bank)
         else:
-            im = open_image(item.data, limits)
+            try:
+                im = open_image(item.data, limits)
+            except MediaError as exc:  # what hashing refuses (a bomb, too large), no analyzer opens
+                item.decoded[REFUSED] = exc.reason
+                raise
             size = im.size  # before decoding: a reduced JPEG decode (draft) shrinks im.size
             with im, decode_errors():
                 h, variants, px, gray = hash_image_pixels(im, dihedral=dihedral)
