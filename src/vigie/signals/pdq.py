@@ -20,7 +20,6 @@ bound the drift (bench/bench_hash.py):
 from __future__ import annotations
 
 import functools
-import io
 import math
 from dataclasses import dataclass
 
@@ -394,12 +393,6 @@ def box_size(px: np.ndarray, box: tuple[int, int, int, int], full_size: tuple[in
     full image would be (hashed against its reduced size, a fragile hash moves)."""
     x0, y0, x1, y1 = box
     return round((x1 - x0) * full_size[0] / px.shape[1]), round((y1 - y0) * full_size[1] / px.shape[0])
-
-
-def hash_bytes(data: bytes) -> PDQHash:
-    """PDQ of encoded image bytes, for tools and tests (no limits: use :func:`vigie.media.open_image`)."""
-    with Image.open(io.BytesIO(data)) as im:
-        return hash_image(im)[0]
 
 
 #: Names of the dihedral variants, in the order :func:`dihedral_hexes` returns them (PIL's transposes).
