@@ -46,8 +46,9 @@ def test_a_contact_sheet_is_cut_into_its_cells_exactly(photos: list[Path]) -> No
 
 def test_strips_and_gutterless_layouts(photos: list[Path]) -> None:
     """A row of pictures with a margin above and below is a grid, and so are pictures tiled edge to edge
-    in rows and columns (ffmpeg's ``tile`` filter's default), re-encoded too; one row of pictures that
-    touch, or a single picture in a frame, is not (one straight edge across a photo is no layout)."""
+    in rows and columns (ffmpeg's ``tile`` filter's default), re-encoded too, alone or inside a plain
+    margin and under a header; one row of pictures that touch, or a single picture in a frame, is not (one
+    straight edge across a photo is no layout)."""
     pics = [load(p) for p in photos[:3]]
     strip, boxes = sheet(pics, 3, header=0, stamps=False)
     assert [box for row in grid_cells(np.asarray(strip)) for box in row] == boxes
@@ -60,6 +61,16 @@ def test_strips_and_gutterless_layouts(photos: list[Path]) -> None:
         tiled, boxes = sheet(pics, n, cell=(256, 144), gutter=0, margin=0, header=0, stamps=False)
         decoded = np.asarray(Image.open(io.BytesIO(jpeg(tiled, 75))).convert("L"))
         assert [box for row in grid_cells(decoded) for box in row] == boxes, n
+        # the same tiles inside a plain margin (ffmpeg's tile with a margin), and under a header too
+        for margin, header in ((8, 0), (12, 56)):
+            framed, boxes = sheet(
+                pics, n, cell=(256, 144), gutter=0, margin=margin, header=header, stamps=False
+            )
+            decoded = np.asarray(Image.open(io.BytesIO(jpeg(framed, 75))).convert("L"))
+            got = [box for row in grid_cells(decoded) for box in row]
+            assert len(got) == len(boxes), (n, margin, header)
+            off = [abs(u - v) for g, b in zip(got, boxes, strict=True) for u, v in zip(g, b, strict=True)]
+            assert max(off) <= 2, (n, margin, header)
 
 
 def test_photos_and_their_usual_wrappings_are_not_grids(photos: list[Path]) -> None:

@@ -249,7 +249,63 @@ def grid_cells(px: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
         cover = sum(e - s for s, e in rows) * sum(e - s for s, e in cols)
         if cover >= MIN_COVER * h * w:
             return [[(x0, y0, x1, y1) for x0, x1 in cols] for y0, y1 in rows]
-    return _tiled_cells(a[:, :, 0])
+    # tiles edge to edge, over the whole image or inside a plain margin: the layout of more tiles, since a
+    # symmetric margin lets the whole image split in two at the middle tile edge
+    return max([_tiled_cells(a[:, :, 0]), *_tiled_blocks(a, row_clean, row_level)], key=_count)
+
+
+def _snap(change: np.ndarray, lo: int, hi: int, reach: int = 8) -> tuple[int, int]:
+    """Lines [lo, hi) of a block moved onto the picture's own edges, the strongest change between lines
+    within ``reach`` of each end: JPEG's 8×8 blocks ring a few lines into a plain margin, which the plain-line
+    test counts as picture, and tiles split from too wide a block miss their edges."""
+    top, bottom = lo, hi
+    if lo > 0:  # a margin before: the step from it to the picture
+        top = lo + int(np.argmax(change[lo - 1 : max(lo, min(lo + reach, hi - 1))]))
+    if hi <= len(change):  # and after
+        start = max(top, hi - reach - 1)
+        bottom = start + 1 + int(np.argmax(change[start:hi]))
+    return (top, bottom) if bottom - top >= (hi - lo) // 2 else (lo, hi)
+
+
+def _count(cells: list[list[tuple[int, int, int, int]]]) -> int:
+    return sum(len(row) for row in cells)
+
+
+def _tiled_blocks(
+    a: np.ndarray, row_clean: np.ndarray, row_level: np.ndarray
+) -> list[list[list[tuple[int, int, int, int]]]]:
+    """Tiles edge to edge inside a plain margin, or under a header set apart by one (ffmpeg's ``tile``
+    with a ``margin``, a thumbnailer's sheet without gaps): the tile test on the block inside the plain
+    lines at the image's edges (the margin, in the colour of the first or last row), and on the largest
+    block between plain lines in that colour, where that block is most of the image but not all of it."""
+    h, w = a.shape[:2]
+    margin = [int(row_level[i]) for i in (0, h - 1) if row_clean[i]]
+    if not margin:
+        return []
+    rows = _bands(_gutter_lines(row_clean, row_level, margin[0]))
+    out = []
+    for pick in (_inside, _largest):
+        y0, y1 = pick(rows)
+        col_clean, col_level = _lines(a[y0:y1].transpose(1, 0, 2), margin[0])
+        x0, x1 = pick(_bands(_gutter_lines(col_clean, col_level, margin[0])))
+        area = (x1 - x0) * (y1 - y0)
+        if area == h * w or area < MIN_COVER * h * w:
+            continue
+        luma = a[:, :, 0]
+        y0, y1 = _snap(_change(np.ascontiguousarray(luma[:, x0:x1]), 0, SAMPLES), y0, y1)
+        x0, x1 = _snap(_change(np.ascontiguousarray(luma[y0:y1]), 1, SAMPLES), x0, x1)
+        cells = _tiled_cells(np.ascontiguousarray(luma[y0:y1, x0:x1]))
+        out.append([[(c0 + x0, r0 + y0, c1 + x0, r1 + y0) for c0, r0, c1, r1 in row] for row in cells])
+    return out
+
+
+def _inside(bands: list[tuple[int, int]]) -> tuple[int, int]:
+    """From the first band's start to the last one's end: what the plain lines at the edges leave."""
+    return (bands[0][0], bands[-1][1]) if bands else (0, 0)
+
+
+def _largest(bands: list[tuple[int, int]]) -> tuple[int, int]:
+    return max(bands, key=lambda band: band[1] - band[0]) if bands else (0, 0)
 
 
 def cell_hashes(px: np.ndarray, full_size: tuple[int, int]) -> dict[str, str]:
