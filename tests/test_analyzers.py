@@ -202,7 +202,6 @@ def test_analyzers_never_decode_what_hashing_refused() -> None:
     assert image_header(Item("x.png", data)) is not None
 
 
-
 def test_swarmui_fooocus_and_midjourney() -> None:
     swarm = {
         "sui_image_params": {

@@ -25,7 +25,10 @@ faint step between two frames of one smooth scene still shows, where a textured 
 changes drown a point-by-point test. One straight edge across a photo is not a layout: on the 4,290
 altered photos of the robustness benchmark, no layout of 2 to 8 tiles a side peaks above 1.3 at every
 edge (a graphic drawn as tiles, a Truchet pattern, is a grid by construction). It costs ~60 µs on a
-megapixel's luma, the columns first, since they are read in memory order.
+megapixel's luma, the columns first, since they are read in memory order. Tiles inside a plain margin or
+under a header (ffmpeg's ``tile`` with a ``margin``, a thumbnailer's sheet without gaps) are tested on that
+block too, its edges snapped onto the step from margin to picture; the layout of more tiles wins, since a
+symmetric margin lets the whole image split in two at its middle tile edge.
 """
 
 from __future__ import annotations
@@ -283,14 +286,17 @@ def _tiled_blocks(
     if not margin:
         return []
     rows = _bands(_gutter_lines(row_clean, row_level, margin[0]))
-    out = []
+    if not rows:  # every row plain: no picture at all
+        return []
+    out, tried = [], set()
     for pick in (_inside, _largest):
         y0, y1 = pick(rows)
         col_clean, col_level = _lines(a[y0:y1].transpose(1, 0, 2), margin[0])
         x0, x1 = pick(_bands(_gutter_lines(col_clean, col_level, margin[0])))
         area = (x1 - x0) * (y1 - y0)
-        if area == h * w or area < MIN_COVER * h * w:
+        if area == h * w or area < MIN_COVER * h * w or (x0, y0, x1, y1) in tried:
             continue
+        tried.add((x0, y0, x1, y1))
         luma = a[:, :, 0]
         y0, y1 = _snap(_change(np.ascontiguousarray(luma[:, x0:x1]), 0, SAMPLES), y0, y1)
         x0, x1 = _snap(_change(np.ascontiguousarray(luma[y0:y1]), 1, SAMPLES), x0, x1)
