@@ -31,6 +31,22 @@ def env(db_url: str, tmp_path: Path) -> dict[str, object]:
     return {"client": client, "keys": secrets, "settings": settings, "store": keys}
 
 
+def test_a_served_process_keeps_its_start_up_out_of_full_collections(tmp_path: Path) -> None:
+    """Starting to serve freezes what start-up built, so a full collection under load walks only what came
+    after; building an app without serving it (as most tests here do) freezes nothing."""
+    import gc
+
+    gc.unfreeze()
+    app = create_app(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'v.db'}"))
+    assert gc.get_freeze_count() == 0
+    try:
+        with TestClient(app) as c:
+            assert c.get("/healthz").status_code == 200
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
+
+
 def test_streamed_bodies_over_the_limit_are_refused(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
