@@ -184,6 +184,7 @@ def test_analyzers_never_decode_what_hashing_refused() -> None:
     Under the limit the same file is read whole. Formats vigie does not read are opened by none of them."""
     from vigie.analyzers import default_analyzers
     from vigie.media import image_header
+    from vigie.media.image import LIMITS
     from vigie.pipeline import PipelineContext, process_item
 
     data = stealth_png({"Software": "NovelAI", "Comment": json.dumps({"prompt": "a castle"})}, (1100, 1000))
@@ -200,6 +201,10 @@ def test_analyzers_never_decode_what_hashing_refused() -> None:
         item = Item(f"x.{fmt.lower()}", buf.getvalue())
         assert image_header(item) is None and analyze_item(item) == []
     assert image_header(Item("x.png", data)) is not None
+    # an item hashing opened answers under hashing's limits, an operator's own, not the defaults
+    tight = Item("x.png", data)
+    tight.decoded[LIMITS] = MediaLimits(max_pixels=1_000_000)
+    assert image_header(tight) is None
 
 
 def test_swarmui_fooocus_and_midjourney() -> None:

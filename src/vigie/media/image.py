@@ -86,6 +86,11 @@ def load_rgb(data: bytes, limits: MediaLimits) -> Image.Image:
 REFUSED = "refused"
 """Key of :attr:`Item.decoded` under which hashing leaves the reason it refused to open the item (a bomb,
 too large, not a format vigie reads), so no analyzer opens it either."""
+LIMITS = "limits"
+"""Key under which hashing leaves the :class:`MediaLimits` it opened the item with: the analyzers open it
+under the same (an operator's own limits, not the defaults)."""
+HEADER = "header"
+"""Key under which :func:`image_header` keeps the item's header."""
 
 
 @dataclass(frozen=True)
@@ -98,23 +103,23 @@ class ImageHeader:
 
 
 def image_header(item: Item) -> ImageHeader | None:
-    """The item's image header, read through :func:`open_image` (its format allowlist, byte and pixel
-    limits) and kept in ``item.decoded``; None for what hashing refused, what is not an image vigie reads,
-    or what is over the limits. Analyzers ask here instead of opening the bytes themselves, so none of
-    them decodes a decompression bomb that hashing refused, or hands a format vigie does not read (EPS
-    runs Ghostscript) to its Pillow plugin."""
-    if "header" not in item.decoded:
+    """The item's image header, read through :func:`open_image` (its format allowlist, and the byte and
+    pixel limits hashing used) and kept in ``item.decoded``; None for what hashing refused, what is not an
+    image vigie reads, or what is over the limits. Analyzers ask here instead of opening the bytes
+    themselves, so none of them decodes a decompression bomb that hashing refused, or hands a format vigie
+    does not read (EPS runs Ghostscript) to its Pillow plugin."""
+    if HEADER not in item.decoded:
         header = None
         if REFUSED not in item.decoded:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    with open_image(item.data, MediaLimits()) as im:
+                    with open_image(item.data, item.decoded.get(LIMITS) or MediaLimits()) as im:
                         header = ImageHeader(im.format, im.size, _exif(im, item.data))
             except MediaError:
                 pass
-        item.decoded["header"] = header
-    result: ImageHeader | None = item.decoded["header"]
+        item.decoded[HEADER] = header
+    result: ImageHeader | None = item.decoded[HEADER]
     return result
 
 

@@ -20,8 +20,8 @@ class Item:
     decoded: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
     """What one stage learnt of the item, kept for the next: ``"rgb"`` is the whole image as Pillow's
     ``convert("RGB")`` gives it (read-only), left by hashing when it decoded that anyway (lossless and small
-    images), so the watermark check does not decode a PNG a second time; ``"header"`` and ``"refused"`` are
-    :func:`vigie.media.image.image_header`'s. It lives as long as the item."""
+    images), so the watermark check does not decode a PNG a second time; ``"limits"``, ``"refused"`` and
+    ``"header"`` are :func:`vigie.media.image.image_header`'s. It lives as long as the item."""
 
     @property
     def size(self) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 from vigie.errors import MediaError
 from vigie.media import Item, ItemError, decode_errors, is_video, iter_file, open_image
-from vigie.media.image import REFUSED
+from vigie.media.image import LIMITS, REFUSED
 from vigie.settings import MediaLimits
 from vigie.signals.bands import band_hashes
 from vigie.signals.borders import trimmed_hashes
@@ -105,6 +105,7 @@ def hash_item(
         if is_video(item.media_type):
             sig.vpdq = hash_video(item.data, limits, vpdq_fps, variants=dihedral, views=bank)
         else:
+            item.decoded.setdefault(LIMITS, limits)  # analyzers open the item under the same
             try:
                 im = open_image(item.data, limits)
             except MediaError as exc:  # what hashing refuses (a bomb, too large), no analyzer opens
