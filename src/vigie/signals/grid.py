@@ -282,22 +282,25 @@ def _tiled_blocks(
     lines at the image's edges (the margin, in the colour of the first or last row), and on the largest
     block between plain lines in that colour, where that block is most of the image but not all of it."""
     h, w = a.shape[:2]
-    margin = [int(row_level[i]) for i in (0, h - 1) if row_clean[i]]
-    if not margin:
+    margin = next((int(row_level[i]) for i in (0, h - 1) if row_clean[i]), None)
+    if margin is None:
         return []
-    rows = _bands(_gutter_lines(row_clean, row_level, margin[0]))
+    rows = _bands(_gutter_lines(row_clean, row_level, margin))
     if not rows:  # every row plain: no picture at all
         return []
+    luma = a[:, :, 0]
+    cols_of: dict[tuple[int, int], list[tuple[int, int]]] = {}  # both picks often take the same rows
     out, tried = [], set()
     for pick in (_inside, _largest):
         y0, y1 = pick(rows)
-        col_clean, col_level = _lines(a[y0:y1].transpose(1, 0, 2), margin[0])
-        x0, x1 = pick(_bands(_gutter_lines(col_clean, col_level, margin[0])))
+        if (y0, y1) not in cols_of:
+            col_clean, col_level = _lines(a[y0:y1].transpose(1, 0, 2), margin)
+            cols_of[y0, y1] = _bands(_gutter_lines(col_clean, col_level, margin))
+        x0, x1 = pick(cols_of[y0, y1])
         area = (x1 - x0) * (y1 - y0)
         if area == h * w or area < MIN_COVER * h * w or (x0, y0, x1, y1) in tried:
             continue
         tried.add((x0, y0, x1, y1))
-        luma = a[:, :, 0]
         y0, y1 = _snap(_change(np.ascontiguousarray(luma[:, x0:x1]), 0, SAMPLES), y0, y1)
         x0, x1 = _snap(_change(np.ascontiguousarray(luma[y0:y1]), 1, SAMPLES), x0, x1)
         cells = _tiled_cells(np.ascontiguousarray(luma[y0:y1, x0:x1]))
