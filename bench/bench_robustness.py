@@ -47,7 +47,7 @@ from robustness import COMBINED, HARD, OUT_OF_SCOPE, TRANSFORMS
 from vigie.banks.ingest import media_aids
 from vigie.banks.matcher import Matcher
 from vigie.media import Item, sniff
-from vigie.pipeline import PipelineContext, keypoint_match_dicts, match_record, process_item
+from vigie.pipeline import PipelineContext, match_record, process_item, verified_match_dicts
 from vigie.settings import MediaLimits
 from vigie.signals import hash_item
 from vigie.signals.item import sent_signals
@@ -251,11 +251,16 @@ def main() -> int:
             if bankable[i] and not low and not hit:
                 missed.setdefault(tname, []).append(name)
             rec["vigie_false"] += sum(1 for n2 in hit_names if n2 in index_of and groups[index_of[n2]] != g)
-            # privacy mode: what the platform sends, hashed by vigie on its side (no keypoint verifier),
-            # as `vigie hash --json --variants` prints it, and its PDQ alone
+            # privacy mode: what the platform sends, hashed by vigie on its side (no keypoints: only a weak
+            # entry's stable bits verify), as `vigie hash --json --variants` prints it, and its PDQ alone
             for key, extra in (("hash_only_prod", sig.variants()), ("hash_only_pdq_prod", None)):
                 found = matcher.match(pdq=sig.pdq, pdq_quality=sig.pdq_quality, pdq_variants=extra or None)
-                names = {str(m.labels.get("external_id", "")).rsplit("/", 1)[-1] for m in found.matches}
+                ms = [match_record(m) for m in found.matches]
+                ms += verified_match_dicts(
+                    matcher, sent_signals(sig.pdq, sig.pdq_quality, extra or {}), None,
+                    [*ms, *(match_record(m) for m in found.suppressed)],
+                )  # fmt: skip
+                names = {str((m.get("labels") or {}).get("external_id", "")).rsplit("/", 1)[-1] for m in ms}
                 rec[key] += int(name in names and bankable[i])
                 if extra is not None:
                     rec["hash_only_false"] += sum(
@@ -271,7 +276,7 @@ def main() -> int:
                 pdq=sig.pdq, pdq_quality=sig.pdq_quality, pdq_variants=sig.variants() or None
             )
             ms = [match_record(m) for m in found.matches]
-            ms += keypoint_match_dicts(
+            ms += verified_match_dicts(
                 matcher, sent_signals(sig.pdq, sig.pdq_quality, sig.variants(), views.hints), views,
                 [*ms, *(match_record(m) for m in found.suppressed)],
             )  # fmt: skip

@@ -11,7 +11,7 @@ from test_bands import _png
 from test_borders import _media_bank, jpeg, load, meme, screenshot
 from vigie.banks.matcher import Matcher
 from vigie.media import Item
-from vigie.pipeline import PipelineContext, keypoint_match_dicts, process_item
+from vigie.pipeline import PipelineContext, process_item, verified_match_dicts
 from vigie.scan.report import transform_words
 from vigie.settings import MediaLimits
 from vigie.signals import hash_item
@@ -72,10 +72,10 @@ def test_a_mirrored_tilted_copy_is_verified_on_its_mirror(
         sig = hash_item(Item("t.jpg", data), LIMITS, dihedral=True)
         sent = sent_signals(sig.pdq, sig.pdq_quality, sig.variants(), sig.pdq_hints)
         packed = PixelViews(data, LIMITS).pack()
-        [h] = keypoint_match_dicts(matcher, sent, SentViews.parse(packed), [])
+        [h] = verified_match_dicts(matcher, sent, SentViews.parse(packed), [])
         assert (h["entry_id"], h["verification"]["mirrored"]) == (m["entry_id"], True)
         packed.pop("mirrored")
-        assert keypoint_match_dicts(matcher, sent, SentViews.parse(packed), []) == []
+        assert verified_match_dicts(matcher, sent, SentViews.parse(packed), []) == []
     # the same tilt unmirrored is verified on the picture's own keypoints
     data = jpeg(load(photos[1]).rotate(6, resample=Image.Resampling.BILINEAR))
     [m] = process_item(Item("u.jpg", data, "image/jpeg"), ctx).matches

@@ -288,4 +288,4 @@ def test_a_match_transform_reads_as_words() -> None:
     )
     assert transform_words("crop_c10").startswith("the bank entry's derived crop_c10")
     assert "or the bank entry's derived cut_top" in transform_words("cut_top")
-    assert transform_words("verified").startswith("keypoints that agree")
+    assert transform_words("verified").startswith("a second-stage check: keypoints that agree")

@@ -261,6 +261,15 @@ def bank_add(
 
 
 # ------------------------------------------------------------------------------------------------ match
+def _found_by(m: dict[str, Any]) -> str:
+    """A match's transform, with its verification evidence in words when the second stage found it."""
+    from vigie.scan.report import evidence_words
+
+    if ev := m.get("verification"):
+        return f"verified: {evidence_words(ev)}"
+    return str(m.get("transform") or "")
+
+
 @app.command("match")
 def match_cmd(
     files: Annotated[list[Path], typer.Argument(help="Files, folders or archives.")],
@@ -277,13 +286,13 @@ def match_cmd(
     s.home.mkdir(parents=True, exist_ok=True)
     matcher = Matcher.open(open_db(s.db_url), s.index_dir)
     ctx = PipelineContext(limits=s.limits, matcher=matcher, vpdq_fps=s.vpdq_fps)
-    table = Table("path", "bank", "signal", "distance", "entry", "category")
+    table = Table("path", "bank", "signal", "distance", "entry", "category", "found by")
     for path in list_inputs(files):
         for obj in iter_file(path, s.limits):
             res = process_item(obj, ctx) if isinstance(obj, Item) else error_result(obj)
-            matches = [
-                {k: m[k] for k in ("bank", "signal", "distance", "entry_id", "labels")} for m in res.matches
-            ]
+            # what produced each match (a flip, a derived crop, verified evidence) travels with it
+            keep = ("bank", "signal", "distance", "entry_id", "labels", "transform", "verification")
+            matches = [{k: m[k] for k in keep if k in m} for m in res.matches]
             # pdq_quality under 50: not matched by PDQ distance (PDQ's rule), said rather than silent
             if json_out:
                 _emit(
@@ -298,12 +307,13 @@ def match_cmd(
                         str(m["distance"]),
                         m["entry_id"],
                         str(m["labels"].get("category") or ""),
+                        _found_by(m),
                     )
                 if res.error:
-                    table.add_row(res.path, "-", "-", "-", "-", f"[red]{res.error}[/]")
+                    table.add_row(res.path, "-", "-", "-", "-", f"[red]{res.error}[/]", "")
                 else:
                     for f in coverage_findings(None, res.pdq_quality):
-                        table.add_row(res.path, "-", "-", "-", "-", f"[yellow]{f.summary}[/]")
+                        table.add_row(res.path, "-", "-", "-", "-", f"[yellow]{f.summary}[/]", "")
     if not json_out:
         out.print(table if table.row_count else "no matches")
 

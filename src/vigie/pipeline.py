@@ -86,11 +86,12 @@ def _match_dicts(matcher: Matcher, sig: Any) -> tuple[list[dict[str, Any]], list
     return [match_record(m) for m in res.matches], [match_record(m) for m in res.suppressed]
 
 
-def keypoint_match_dicts(
-    matcher: Matcher, sig: ItemSignals, views: QueryViews, found: Sequence[dict[str, Any]]
+def verified_match_dicts(
+    matcher: Matcher, sig: ItemSignals, views: QueryViews | None, found: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Matches verified by keypoints (``vigie.banks.verify``) for an image its PDQ signals did not match
-    (``found``: what they matched or an allow bank suppressed), for uploads and hash-only items alike."""
+    """Matches the second stage verifies (``vigie.banks.verify``: keypoints, or a weak entry's stable bits)
+    for an image its PDQ signals did not match (``found``: what they matched or an allow bank suppressed),
+    for uploads and hash-only items alike; ``views`` None for a hash-only item sent without keypoints."""
     if not sig.pdq or any(m["signal"] == "pdq" for m in found):
         return []
     from vigie.banks.verify import verified_matches
@@ -129,7 +130,7 @@ def process_item(item: Item, ctx: PipelineContext) -> ItemResult:
         from vigie.signals.views import PixelViews
 
         out.matches, out.suppressed = _match_dicts(ctx.matcher, sig)
-        out.matches += keypoint_match_dicts(
+        out.matches += verified_match_dicts(
             ctx.matcher, sig, PixelViews(item.data, ctx.limits), out.matches + out.suppressed
         )
         if sig.vpdq:

@@ -29,10 +29,10 @@ from vigie.banks.model import BankInfo, EntryIn
 from vigie.banks.video import distinct_frames
 from vigie.media import Item, decode_errors, open_image
 from vigie.settings import MediaLimits
-from vigie.signals import bands, features, hash_item
+from vigie.signals import bands, features, hash_item, stable
 from vigie.signals.borders import picture_boxes
 from vigie.signals.grid import grid_cells
-from vigie.signals.pdq import MIN_QUALITY, WEAK_SPREAD, dct_spread, hash_array
+from vigie.signals.pdq import MIN_QUALITY, WEAK_SPREAD, hash_array
 
 NameBy = Literal["sha256", "name", "path"]
 """What names an added file in its entries' ``external_id``: its content hash, its file name, or its path."""
@@ -112,6 +112,7 @@ class MediaAids:
     hints: list[str]  # PDQs of crops and tilts under quality 50: never matched, they only pick verifications
     features: str | None  # packed local features for the verifier (None without OpenCV)
     spread: float  # PDQ's DCT spread on the working copy (see vigie.signals.pdq.WEAK_SPREAD)
+    stable: str  # its stable-bit mask, which verifies copies of a weak PDQ (vigie.signals.stable)
 
 
 def media_aids(data: bytes, limits: MediaLimits) -> MediaAids:
@@ -139,7 +140,7 @@ def media_aids(data: bytes, limits: MediaLimits) -> MediaAids:
             hints.append(h.hex)
     feats = features.extract(gray)
     packed = feats.pack() if feats is not None and len(feats.points) else None
-    return MediaAids(out, hints if packed else [], packed, dct_spread(np.asarray(base)))
+    return MediaAids(out, hints if packed else [], packed, *stable.profile(px))
 
 
 def entries_for_items(
@@ -202,9 +203,11 @@ def entries_for_items(
             extra["verify_hints"] = aids.hints
         if aids.spread < WEAK_SPREAD:
             extra["pdq_weak"] = round(aids.spread, 2)
+            extra["pdq_stable"] = aids.stable
             yield (
                 f"weak PDQ for {sig.path}: quality {sig.pdq_quality}, but its low frequencies are nearly "
-                f"flat (DCT spread {aids.spread:.2f} < {WEAK_SPREAD}), so altered copies may be missed; "
+                f"flat (DCT spread {aids.spread:.2f} < {WEAK_SPREAD}): re-encoded and resized copies are "
+                f"verified on its {stable.STABLE_BITS} stable bits, cropped or tilted ones may be missed; "
                 "exact copies still match by md5/sha1/sha256"
             )
         yield EntryIn(signal_type="pdq", value=sig.pdq, **own, extra=extra or None)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 LABEL_FIELDS = ("source", "category", "ai_generated", "external_id", "note")
-INTERNAL_EXTRA = frozenset({"features", "pdq_weak", "verify_hints"})
+INTERNAL_EXTRA = frozenset({"features", "pdq_stable", "pdq_weak", "verify_hints"})
 """Keys of ``extra`` that are vigie's own search data and assessments: never labels, never exported."""
 PRIVATE_EXTRA = frozenset({"RelativeFilePath", "file_name"})
 """Keys of ``extra`` naming where a file sat on a seized or listed drive (VICS paths, md5sum names): kept

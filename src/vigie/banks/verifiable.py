@@ -1,4 +1,5 @@
-"""The verifier's candidate set: media entries with local features, and the PDQs that point to each.
+"""The verifier's candidate set: media entries with local features or a weak PDQ's stable bits, and the
+PDQs that point to each.
 
 A media entry added by ``vigie bank add`` owns its own PDQ, the PDQs of its derived crops and tilts (entries
 of their own) and hints (crops and tilts too flat for an entry, kept in its ``extra``). A query's candidates
@@ -130,7 +131,9 @@ class VerifiableSet:
                 Entry.bank_id,
                 Entry.external_id,
                 Entry.value,
-                extra["features"].as_string().is_not(None),
+                sa.or_(
+                    extra["features"].as_string().is_not(None), extra["pdq_stable"].as_string().is_not(None)
+                ),
                 extra["derived"].as_string(),
                 extra["of"].as_string(),
                 extra["verify_hints"].as_json(),
@@ -154,12 +157,12 @@ class VerifiableSet:
             raw.extend(bytes.fromhex(value))
 
         with self.db.session() as s:
-            for i, b, x, v, has_features, derived, of, hints in s.execute(
+            for i, b, x, v, verifiable, derived, of, hints in s.execute(
                 query, execution_options={"yield_per": 20_000}
             ):
                 if i in self._entries:
                     continue
-                if has_features:
+                if verifiable:
                     self._main[(b, x)] = i
                     take(i, i, v)
                     for h in hints if isinstance(hints, list) else ():

@@ -1,12 +1,13 @@
-"""The second stage: candidates in a wide PDQ band, promoted to matches only when their geometry verifies."""
+"""The second stage: candidates in a wide PDQ band, promoted to matches only when their geometry verifies
+(keypoints) or, for an entry the bank reports as a weak PDQ, when the query keeps its stable bits."""
 
 from __future__ import annotations
 
 import struct
 from typing import TYPE_CHECKING, Any
 
-from vigie.signals import bands, features, grid
-from vigie.signals.pdq import MIRROR
+from vigie.signals import bands, features, grid, stable
+from vigie.signals.pdq import MIRROR, distance
 
 if TYPE_CHECKING:
     from vigie.banks.matcher import Matcher
@@ -82,15 +83,16 @@ def cell_candidates(matcher: Matcher, sig: ItemSignals) -> dict[str, list[tuple[
     return out
 
 
-def verified_matches(matcher: Matcher, sig: ItemSignals, views: QueryViews) -> list[dict[str, Any]]:
-    """Match dicts (as the pipeline reports them) for candidates whose keypoints verify, with the evidence:
-    the whole image's and, for a grid of pictures, each cell's on its own (the evidence names the cell).
+def verified_matches(matcher: Matcher, sig: ItemSignals, views: QueryViews | None) -> list[dict[str, Any]]:
+    """Match dicts (as the pipeline reports them) for candidates that verify, with the evidence: a weak
+    entry's stable bits (from the query's hashes alone), then keypoints, on the whole image and, for a grid
+    of pictures, on each cell (the evidence names the cell).
 
     ``views`` are the query's keypoints: taken from its pixels (:class:`~vigie.signals.views.PixelViews`,
-    only once a candidate needs them) or as a platform sent them."""
+    only once a candidate needs them), as a platform sent them, or None (a hash-only item without them)."""
     # A PDQ under quality 50 is never matched by distance (PDQ's rule), but it still says which entries
     # are worth a look: a match then rests on the keypoints' geometry alone. A flat image has no keypoints.
-    if not features.available() or not sig.pdq or not sig.pdq_quality:
+    if not sig.pdq or not sig.pdq_quality:
         return []
     cands, per_cell = candidates(matcher, sig), cell_candidates(matcher, sig)
     plain = {eid for eid, _ in cands}
@@ -101,50 +103,94 @@ def verified_matches(matcher: Matcher, sig: ItemSignals, views: QueryViews) -> l
     entries = matcher.entries(wanted)
     banks = dict(matcher.banks)
 
-    def known_features(eid: int) -> tuple[Any, Any, features.Features] | None:
+    def known(eid: int) -> tuple[Any, Any] | None:
         e = entries.get(eid)
         b = banks.get(e.bank_id) if e is not None else None
         if e is None or b is None or not e.enabled or b.kind != "match":
             return None
-        try:
-            return e, b, features.Features.unpack((e.extra or {})["features"])
-        except (TypeError, ValueError, struct.error):  # written before imports checked it: skip, never fail
-            return None
+        return e, b
 
     def match(e: Any, b: Any, eid: int, dist: int, evidence: dict[str, Any]) -> dict[str, Any]:
         return {"bank": b.name, "signal": "pdq", "distance": dist, "entry_id": str(eid), "labels": e.labels(),
                 "bank_kind": b.kind, "transform": "verified", "verification": evidence}  # fmt: skip
 
     out: list[dict[str, Any]] = []
+    done: set[int] = set()
+    whole_hashes = _whole_hashes(sig)
+    for eid in dict.fromkeys([*(c[0] for c in cands), *(c[0] for c in flipped),
+                              *(eid for c in per_cell.values() for eid, _ in c)]):  # fmt: skip
+        if (got := known(eid)) is not None and (kept := _stable_evidence(got[0], whole_hashes)) is not None:
+            out.append(match(*got, eid, *kept))
+            done.add(eid)
+    if views is None or not features.available():
+        return out
+
+    def known_features(eid: int) -> tuple[Any, Any, features.Features] | None:
+        if eid in done or (got := known(eid)) is None:
+            return None
+        try:
+            return *got, features.Features.unpack((got[0].extra or {})["features"])
+        except (TypeError, ValueError, KeyError, struct.error):  # a weak entry has none; written before
+            return None  # imports checked it: skip, never fail
 
     def whole(found: list[tuple[int, int]], seen: QueryViews, note: dict[str, Any]) -> None:
         """Verify candidates on the whole query (or its mirror): its looks, then its spread look."""
         for eid, dist in found:
-            if (known := known_features(eid)) is None:
+            if (known_ := known_features(eid)) is None:
                 continue
-            evidence = _first_evidence(seen.looks(), known[2])
+            evidence = _first_evidence(seen.looks(), known_[2])
             if evidence is None and (spread := seen.spread()) is not None:  # taken once, only if needed
-                evidence = features.verify(spread, known[2])
+                evidence = features.verify(spread, known_[2])
             if evidence is not None:
-                out.append(match(known[0], known[1], eid, dist, {**evidence, **note}))
+                out.append(match(known_[0], known_[1], eid, dist, {**evidence, **note}))
+                done.add(eid)
 
     whole(cands, views, {})
     if flipped and (mirror := views.mirrored()) is not None:
         # the evidence's transform maps the query's mirror image onto the entry
         whole(flipped, mirror, {"mirrored": True})
-    done = {m["entry_id"] for m in out}
     for cell, found in per_cell.items():
         # the cell's own coordinates: the evidence names the cell, and its scale and translation are the
         # cell's against the entry (mapped into the whole sheet, a 5×5 sheet's cell would be past SCALE_RANGE)
         if (view := views.cell(cell)) is None:
             continue
         for eid, dist in found:
-            if str(eid) in done or (known := known_features(eid)) is None:
+            if (known_ := known_features(eid)) is None:
                 continue
-            if (evidence := features.verify(view, known[2])) is not None:
-                out.append(match(known[0], known[1], eid, dist, {**evidence, "cell": cell}))
-                done.add(str(eid))
+            if (evidence := features.verify(view, known_[2])) is not None:
+                out.append(match(known_[0], known_[1], eid, dist, {**evidence, "cell": cell}))
+                done.add(eid)
     return out
+
+
+def _whole_hashes(sig: ItemSignals) -> dict[str, str]:
+    """The query's hashes of a whole picture, by name: its PDQ, flips and rotations, trims and the cells
+    of a grid; not band cuts (of the image or of a cell), which hold a quarter less of it."""
+    return {name: h for name, h in {"pdq": sig.pdq or "", **sig.variants()}.items()
+            if h and not bands.is_cut(name) and "_cut_" not in name}  # fmt: skip
+
+
+def _stable_evidence(entry: Any, hashes: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+    """(distance, evidence) when one of the query's ``hashes`` lies within VERIFY_RADIUS of a weak entry's
+    PDQ and differs on at most MAX_DIFFERING of its stable bits (``signals/stable.py``): the one that
+    differs on fewest, nearer on a tie."""
+    mask = (entry.extra or {}).get("pdq_stable")
+    if not isinstance(mask, str) or entry.signal_type != "pdq":
+        return None
+    try:
+        near = [(stable.differing(h, entry.value, mask), distance(h, entry.value), name)
+                for name, h in hashes.items()]  # fmt: skip
+    except ValueError:  # a mask written by hand: skip, never fail
+        return None
+    kept, dist, name = min(((k, d, n) for k, d, n in near if d <= VERIFY_RADIUS), default=(256, 256, ""))
+    if kept > stable.MAX_DIFFERING:
+        return None
+    evidence: dict[str, Any] = {
+        "method": "PDQ stable bits", "stable_bits": stable.STABLE_BITS, "differing": kept, "view": name
+    }  # fmt: skip
+    if grid.is_cell(name):
+        evidence["cell"] = name
+    return dist, evidence
 
 
 def _first_evidence(views: list[features.Features], known: features.Features) -> dict[str, Any] | None:

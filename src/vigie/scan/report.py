@@ -137,7 +137,10 @@ def transform_words(name: str) -> str:
     picture inside bars, one picture of a grid) and, after ``+``, the bank entry's derived crop, tilt, cut
     or picture of a known grid it met."""
     if name == "verified":
-        return "keypoints that agree under one rotation and scale (see the evidence)"
+        return (
+            "a second-stage check: keypoints that agree under one rotation and scale, or the stable bits "
+            "of a bank entry whose PDQ is weak (see the evidence)"
+        )
     for i, ch in enumerate(name):  # "<item's variant>+<entry's derived>"; derived names may hold a "+"
         if ch == "+" and (item := _item_words(name[:i])):
             return f"the item's {item}, against the bank entry's {_entry_words(name[i + 1 :])}"
@@ -149,6 +152,22 @@ def transform_words(name: str) -> str:
     return f"the bank entry's derived {name} (a crop, tilt or cut of the known image)"
 
 
+def evidence_words(ev: dict[str, Any]) -> str:
+    """A verified match's evidence in a few words: what the second stage saw, and how much of it."""
+    if ev.get("method") == "PDQ stable bits":
+        words = f"{ev.get('differing')} of its {ev.get('stable_bits')} stable bits differ"
+    elif "inliers" in ev:
+        words = (
+            f"{ev['inliers']} keypoints agree, turned {ev.get('rotation_deg')}°, scaled ×{ev.get('scale')}"
+        )
+    else:
+        words = str(ev.get("method") or "verified")
+    where = [f"on {_item_words(c) or c}" for c in (ev.get("cell"),) if c]
+    if ev.get("mirrored"):
+        where.append("on its mirror image")
+    return ", ".join([words, *where])
+
+
 def render_html(
     summary: ScanSummary,
     results: Sequence[dict[str, Any]],
@@ -157,6 +176,7 @@ def render_html(
 ) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["transform_words"] = transform_words
+    env.filters["evidence_words"] = evidence_words
     template = env.from_string(
         resources.files("vigie.scan").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
     )

@@ -18,9 +18,9 @@ from vigie.errors import NotFoundError
 from vigie.media import Item, is_image, sniff
 from vigie.pipeline import (
     PipelineContext,
-    keypoint_match_dicts,
     match_record,
     process_item,
+    verified_match_dicts,
     video_match_dicts,
 )
 from vigie.policy import Policy
@@ -133,11 +133,13 @@ class Items:
         clean["pdq_quality"] = hashes.get("pdq_quality")
         found = matcher.match(**clean, pdq_variants=variants or None)
         matches = [match_record(m) for m in found.matches]
+        sig = sent_signals(
+            clean.get("pdq"), clean.get("pdq_quality"), variants, views.hints if views else None
+        )
+        matches += verified_match_dicts(
+            matcher, sig, views, [*matches, *(match_record(m) for m in found.suppressed)]
+        )
         if views is not None:
-            sig = sent_signals(clean.get("pdq"), clean.get("pdq_quality"), variants, views.hints)
-            matches += keypoint_match_dicts(
-                matcher, sig, views, [*matches, *(match_record(m) for m in found.suppressed)]
-            )
             clean["keypoint_views"] = len(views)
         if variants:
             clean["pdq_variants"] = len(variants)

@@ -248,10 +248,16 @@ def _spread(coef: np.ndarray) -> float:
 WEAK_SPREAD = 1.0
 
 
-def dct_spread(pixels: np.ndarray) -> float:
-    """How far, in grey levels, PDQ's DCT coefficients of uint8 pixels (RGB or luma) typically sit from
-    their median: a measure of how much the hash says that its gradient-based quality does not capture."""
-    return _spread(_coefficients(np.ascontiguousarray(pixels))[0])
+def dct_spread(coef: np.ndarray) -> float:
+    """How far, in grey levels, PDQ's DCT coefficients (:func:`coefficients`) typically sit from their
+    median: a measure of how much the hash says that its gradient-based quality does not capture."""
+    return _spread(coef)
+
+
+def coefficients(pixels: np.ndarray) -> np.ndarray:
+    """PDQ's 16×16 DCT coefficients of uint8 pixels (RGB or luma), whose signs against their median are
+    the hash's bits."""
+    return _coefficients(np.ascontiguousarray(pixels))[0]
 
 
 def _coefficients(pixels: np.ndarray, full_size: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:

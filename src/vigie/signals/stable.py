@@ -1,0 +1,44 @@
+"""A weak PDQ's stable bits: the few bits of a nearly flat hash that a re-encoded or resized copy keeps.
+
+Each PDQ bit says whether one DCT coefficient lies above the median of all 256. Where the low frequencies are
+nearly flat (periodic stripes, a vignette: the bank reports such an entry as weak), most coefficients sit a
+fraction of a grey level from that median, so JPEG, noise or a resize flips them at random and a true copy
+lands 40–85 bits away, where unrelated pictures begin. The coefficients farthest from the median keep their
+side: on the robustness benchmark's weak originals, a copy re-encoded at quality 30, resized to a quarter,
+brightened or noised differs on at most 12 of the 64 farthest, while unrelated pictures within 90 bits of
+them differ on 18 or more. The bank keeps those 64 positions as a mask (which coefficients are large, never
+their values, nor pixels), and the verifier promotes a candidate when the query agrees on them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vigie.signals.pdq import coefficients, dct_spread
+
+STABLE_BITS = 64
+"""Positions kept per weak entry: at 48 unrelated pictures agree on nearly all of them (layout is what the
+largest low frequencies say), at 96 a re-encoded copy's flips reach into them."""
+MAX_DIFFERING = 12
+"""Stable bits a query may differ on and still verify: true copies of the benchmark's weak originals differ
+on 0–12 under re-encoding, resizing, noise and tone changes (crops and tilts on 9–26: not this test's job);
+the nearest unrelated candidate within the verifier's 90-bit band on 18."""
+
+
+def stable_mask(coef: np.ndarray) -> str:
+    """Hex mask (in PDQ's bit order) of the STABLE_BITS coefficients farthest from their median."""
+    far = np.abs(coef - np.median(coef)).reshape(-1)[::-1]  # the same order as the hash's bits
+    keep = np.zeros(far.size, dtype=bool)
+    keep[np.argsort(-far, kind="stable")[:STABLE_BITS]] = True
+    return np.packbits(keep).tobytes().hex()
+
+
+def profile(pixels: np.ndarray) -> tuple[float, str]:
+    """DCT spread (see :data:`vigie.signals.pdq.WEAK_SPREAD`) and stable mask of uint8 pixels, one DCT."""
+    coef = coefficients(pixels)
+    return dct_spread(coef), stable_mask(coef)
+
+
+def differing(a: str, b: str, mask: str) -> int:
+    """How many of the masked bits two PDQ hex hashes differ on."""
+    return ((int(a, 16) ^ int(b, 16)) & int(mask, 16)).bit_count()
