@@ -16,6 +16,7 @@ from PIL import Image
 from test_borders import _media_bank, jpeg, load
 from test_service import auth, env  # noqa: F401  (the fixture, on both databases)
 from vigie.banks.matcher import Matcher
+from vigie.banks.store import BankStore
 from vigie.media import Item
 from vigie.pipeline import PipelineContext, process_item, verified_match_dicts
 from vigie.settings import MediaLimits, Settings
@@ -94,13 +95,18 @@ def test_reencoded_copies_of_a_weak_entry_verify_on_its_stable_bits(
     stranger = ordinary[2]
     for data in (jpeg(load(stranger)), *_copies(stranger).values()):
         assert process_item(Item("u.jpg", data, "image/jpeg"), ctx).matches == []
+    # a disabled entry stops verifying as soon as the matcher has seen the change
+    store = BankStore(matcher.db)
+    ids = [e.id for e in store.iter_entries("known") if e.external_id == WEAK]
+    store.set_enabled("known", ids, False)
+    matcher.refresh()
+    assert not matcher.verifiable.any_weak()
+    assert process_item(Item("q.jpg", _copies(weak)["jpeg_q30"], "image/jpeg"), ctx).matches == []
 
 
 def test_a_weak_entry_keeps_its_mask_to_itself(db_url: str, photos: list[Path], tmp_path: Path) -> None:
     """The mask is search data: never a label, never in an export."""
     matcher, _, _ = _weak_bank(db_url, photos, tmp_path)
-    from vigie.banks.store import BankStore
-
     store = BankStore(matcher.db)
     weak = [e for e in store.iter_entries("known") if (e.extra or {}).get("pdq_stable")]
     assert len(weak) == 1 and "pdq_stable" not in weak[0].labels()
@@ -115,8 +121,8 @@ def test_a_hash_only_item_matches_a_weak_entry_through_the_service(
     photos: list[Path],
     tmp_path: Path,
 ) -> None:
-    """A platform that hashes a re-encoded copy itself and sends only its PDQ is told of the match and of
-    what produced it."""
+    """A platform that hashes a re-encoded copy itself and sends only its PDQ, as an item or a lookup, is
+    told of the match and of what produced it."""
     c: TestClient = env["client"]  # type: ignore[assignment]
     settings: Settings = env["settings"]  # type: ignore[assignment]
     weak = next((p for p in photos if p.name == WEAK), None)
@@ -136,3 +142,10 @@ def test_a_hash_only_item_matches_a_weak_entry_through_the_service(
     [m] = r.json()["decision"]["reasons"][0]["evidence"]
     assert (m["labels"]["external_id"], m["transform"]) == (WEAK, "verified"), m
     assert m["verification"]["method"] == "PDQ stable bits" and m["distance"] > 31, m
+    # and a lookup, the signals-in, matches-out call, says the same; under the bank's quality floor, nothing
+    look = auth(env, "lookup")
+    got = c.post("/v1/lookup", json={"pdq": [sig.pdq], "pdq_quality": sig.pdq_quality}, headers=look).json()
+    [hit] = got["results"][0]["matches"]
+    assert (hit["entry_id"], hit["verification"]["method"]) == (m["entry_id"], "PDQ stable bits")
+    low = c.post("/v1/lookup", json={"pdq": [sig.pdq], "pdq_quality": 30}, headers=look).json()
+    assert low["results"][0]["matches"] == []

@@ -59,6 +59,7 @@ class VerifiableSet:
     _position: dict[int, int] = field(default_factory=dict)  # owner id -> index in owners
     _main: dict[tuple[int, str | None], int] = field(default_factory=dict)  # (bank, external id) -> owner
     _entries: set[int] = field(default_factory=set)  # entry ids whose codes are in the set
+    _weak: set[int] = field(default_factory=set)  # owners with a weak PDQ's stable bits
     _stale: int = 0  # codes of removed or disabled entries still in the arrays
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,6 +76,11 @@ class VerifiableSet:
         near = np.nonzero(best <= cut)[0]
         near = near[np.lexsort((arrays.owners[near], best[near]))][:limit]
         return [(int(arrays.owners[i]), int(best[i])) for i in near]
+
+    def any_weak(self) -> bool:
+        """Whether any owner is a weak PDQ with stable bits: the one check a query without keypoints has."""
+        self._current()
+        return bool(self._weak)
 
     def entries_added(self, lo: int, hi: int) -> None:
         """Bring in the entries of one added id range (a no-op before the first full read)."""
@@ -95,6 +101,7 @@ class VerifiableSet:
                 return
             hit = {i for i in self._entries if lo <= i <= hi}
             self._entries.difference_update(hit)
+            self._weak.difference_update(hit)
             self._stale += len(hit)
             dead = [self._position[i] for i in hit if i in self._position]
             if dead:
@@ -114,6 +121,7 @@ class VerifiableSet:
         with self._lock:  # one reader; concurrent searches wait for its result instead of re-reading
             if self._arrays is None:
                 self._position, self._main, self._entries, self._stale = {}, {}, set(), 0
+                self._weak = set()
                 self._arrays = _Arrays.empty()
                 self._read(sa.true())
             return self._arrays
@@ -131,9 +139,8 @@ class VerifiableSet:
                 Entry.bank_id,
                 Entry.external_id,
                 Entry.value,
-                sa.or_(
-                    extra["features"].as_string().is_not(None), extra["pdq_stable"].as_string().is_not(None)
-                ),
+                extra["features"].as_string().is_not(None),
+                extra["pdq_stable"].as_string().is_not(None),
                 extra["derived"].as_string(),
                 extra["of"].as_string(),
                 extra["verify_hints"].as_json(),
@@ -157,12 +164,14 @@ class VerifiableSet:
             raw.extend(bytes.fromhex(value))
 
         with self.db.session() as s:
-            for i, b, x, v, verifiable, derived, of, hints in s.execute(
+            for i, b, x, v, has_features, weak, derived, of, hints in s.execute(
                 query, execution_options={"yield_per": 20_000}
             ):
                 if i in self._entries:
                     continue
-                if verifiable:
+                if has_features or weak:
+                    if weak:
+                        self._weak.add(i)
                     self._main[(b, x)] = i
                     take(i, i, v)
                     for h in hints if isinstance(hints, list) else ():

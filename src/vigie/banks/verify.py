@@ -7,7 +7,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from vigie.signals import bands, features, grid, stable
-from vigie.signals.pdq import MIRROR, distance
+from vigie.signals.pdq import DIHEDRAL_NAMES, MIRROR, distance
 
 if TYPE_CHECKING:
     from vigie.banks.matcher import Matcher
@@ -92,8 +92,10 @@ def verified_matches(matcher: Matcher, sig: ItemSignals, views: QueryViews | Non
     only once a candidate needs them), as a platform sent them, or None (a hash-only item without them)."""
     # A PDQ under quality 50 is never matched by distance (PDQ's rule), but it still says which entries
     # are worth a look: a match then rests on the keypoints' geometry alone. A flat image has no keypoints.
-    if not sig.pdq or not sig.pdq_quality:
+    if not sig.pdq or sig.pdq_quality == 0:  # a flat image's (quality unknown: a lookup's, perhaps, goes on)
         return []
+    if (views is None or not features.available()) and not matcher.verifiable.any_weak():
+        return []  # no keypoints to verify, and no stable bits either: spare the candidate search
     cands, per_cell = candidates(matcher, sig), cell_candidates(matcher, sig)
     plain = {eid for eid, _ in cands}
     flipped = [c for c in mirror_candidates(matcher, sig) if c[0] not in plain]
@@ -119,7 +121,9 @@ def verified_matches(matcher: Matcher, sig: ItemSignals, views: QueryViews | Non
     whole_hashes = _whole_hashes(sig)
     for eid in dict.fromkeys([*(c[0] for c in cands), *(c[0] for c in flipped),
                               *(eid for c in per_cell.values() for eid, _ in c)]):  # fmt: skip
-        if (got := known(eid)) is not None and (kept := _stable_evidence(got[0], whole_hashes)) is not None:
+        if (got := known(eid)) is None or (sig.pdq_quality or 100) < got[1].pdq_min_quality:
+            continue  # stable bits are PDQ bits: under the bank's quality floor, only keypoints may match
+        if (kept := _stable_evidence(got[0], whole_hashes)) is not None:
             out.append(match(*got, eid, *kept))
             done.add(eid)
     if views is None or not features.available():
@@ -164,10 +168,13 @@ def verified_matches(matcher: Matcher, sig: ItemSignals, views: QueryViews | Non
 
 
 def _whole_hashes(sig: ItemSignals) -> dict[str, str]:
-    """The query's hashes of a whole picture, by name: its PDQ, flips and rotations, trims and the cells
-    of a grid; not band cuts (of the image or of a cell), which hold a quarter less of it."""
+    """The query's hashes of a whole picture as it stands, by name: its PDQ, trims and the cells of a grid.
+    Not band cuts (of the image or of a cell), which hold a quarter less of it, nor flips and rotations:
+    a weak entry's stable bits are mostly its layout (a vignette: bright middle, dark edges), which a
+    framed sheet of a flat picture turned on its diagonal met within 9 bits on the robustness benchmark."""
     return {name: h for name, h in {"pdq": sig.pdq or "", **sig.variants()}.items()
-            if h and not bands.is_cut(name) and "_cut_" not in name}  # fmt: skip
+            if h and name not in DIHEDRAL_NAMES and not name.endswith(MIRROR)
+            and not bands.is_cut(name) and "_cut_" not in name}  # fmt: skip
 
 
 def _stable_evidence(entry: Any, hashes: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
@@ -186,7 +193,8 @@ def _stable_evidence(entry: Any, hashes: dict[str, str]) -> tuple[int, dict[str,
     if kept > stable.MAX_DIFFERING:
         return None
     evidence: dict[str, Any] = {
-        "method": "PDQ stable bits", "stable_bits": stable.STABLE_BITS, "differing": kept, "view": name
+        "method": "PDQ stable bits", "stable_bits": stable.STABLE_BITS, "differing": kept, "view": name,
+        "entry_dct_spread": (entry.extra or {}).get("pdq_weak"),  # how little the entry's PDQ says
     }  # fmt: skip
     if grid.is_cell(name):
         evidence["cell"] = name

@@ -26,6 +26,7 @@ from vigie.banks.matcher import Matcher
 from vigie.banks.model import has_nul
 from vigie.banks.store import BANK_KINDS
 from vigie.errors import ConfigError, ImportFormatError, LineError, SignalError
+from vigie.pipeline import verified_match_dicts
 from vigie.policy import Policy, load_policy
 from vigie.service import idempotency, openapi, problems
 from vigie.service.forms import FormError, parse_form
@@ -33,6 +34,7 @@ from vigie.service.items import Items, Outcome
 from vigie.service.keys import KeyInfo, KeyStore
 from vigie.service.webhooks import dead_letters, requeue
 from vigie.settings import Settings
+from vigie.signals.item import sent_signals
 from vigie.signals.types import SIGNAL_TYPES, signal_type
 from vigie.signals.views import SentViews
 from vigie.store import open_db
@@ -74,6 +76,11 @@ class MatchOut(BaseModel):
     entry_id: str
     distance: int
     labels: dict[str, Any]
+    verification: dict[str, Any] | None = Field(
+        default=None,
+        description="Present when the second stage matched a PDQ past the bank's threshold: a weak entry's "
+        "stable bits, which the hash keeps (method, stable_bits, differing).",
+    )
 
 
 class LookupResult(BaseModel):
@@ -509,6 +516,14 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
             }
             for (st, v), res in zip(queries, found, strict=True)
         ]
+        if matcher.verifiable.any_weak():  # entries whose PDQ is weak: a hash that keeps their stable bits
+            for r, (st, v), res in zip(results, queries, found, strict=True):
+                if st == "pdq" and not res.matches and not res.suppressed:
+                    sig = sent_signals(v, body.pdq_quality, {})
+                    r["matches"] = [
+                        {k: m[k] for k in ("bank", "entry_id", "distance", "labels", "verification")}
+                        for m in verified_match_dicts(matcher, sig, None, [])
+                    ]
         return FastJSON({"results": results})
 
     @app.post("/v1/text", response_model=TextOut, tags=["text"])
