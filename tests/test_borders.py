@@ -376,6 +376,31 @@ def test_a_fitted_model_counts_every_keypoint_it_carries() -> None:
     assert features._carried(twice, target, model) == 200  # one known keypoint is carried onto once
 
 
+def test_a_model_that_keeps_few_pairs_is_judged_by_what_it_carries(photos: list[Path]) -> None:
+    """Clouds turned 4° and cropped: the ratio test keeps pairs RANSAC mostly rejects (a low share), yet the
+    right model carries far more keypoints than any chance one; an unrelated photo verifies nothing."""
+    features = pytest.importorskip("vigie.signals.features")
+    from vigie.signals.views import PixelViews
+
+    storm = next((p for p in photos if p.name == "storm.jpg"), None)
+    if storm is None:
+        pytest.skip("the storm photo is not among the shared photos")
+    im = load(storm, 1600)
+    tile = im.crop((im.width // 2, im.height // 2, im.width // 2 * 2, im.height // 2 * 2))
+    known = features.extract(np.asarray(Image.open(io.BytesIO(jpeg(tile, 95))).convert("L")))
+    turned = tile.rotate(4, resample=Image.Resampling.BILINEAR)
+    dx, dy = (
+        round(tile.height * np.tan(np.radians(4)) / 2 + 2),
+        round(tile.width * np.tan(np.radians(4)) / 2 + 2),
+    )
+    copy = turned.crop((dx, dy, tile.width - dx, tile.height - dy))
+    found = [ev for q in PixelViews(jpeg(copy, 95), LIMITS).looks() if (ev := features.verify(q, known))]
+    assert found and abs(found[0]["rotation_deg"] - 4) <= 1 and found[0]["inliers"] >= features.MIN_INLIERS
+    assert found[0]["ransac_inliers"] < features.MIN_INLIER_RATIO * found[0]["matched_keypoints"], found
+    other = next(p for p in photos if p.name != "storm.jpg")
+    assert not any(features.verify(q, known) for q in PixelViews(jpeg(load(other)), LIMITS).looks())
+
+
 def test_verifier_looks_at_the_picture_inside_a_page_on_its_own(photos: list[Path]) -> None:
     """A photo shown in a page gets only part of the page's keypoints: the verifier also takes the picture
     inside the layout alone, maps its points back to page coordinates, and that view verifies better."""
