@@ -78,9 +78,14 @@ class VerifiableSet:
         return [(int(arrays.owners[i]), int(best[i])) for i in near]
 
     def any_weak(self) -> bool:
-        """Whether any owner is a weak PDQ with stable bits: the one check a query without keypoints has."""
+        """Whether any owner is a weak PDQ with stable bits: the one check a query without keypoints has
+        (reads the set first if it was never read: seconds for a large media bank)."""
         self._current()
         return bool(self._weak)
+
+    def known_weak(self) -> bool | None:
+        """:meth:`any_weak` without reading: None while the set was never read."""
+        return None if self._arrays is None else bool(self._weak)
 
     def entries_added(self, lo: int, hi: int) -> None:
         """Bring in the entries of one added id range (a no-op before the first full read)."""

@@ -431,6 +431,15 @@ class LimitsAndMetrics:
             self.svc.requests[(scope["method"], getattr(route, "path", "unmatched"), status)] += 1
 
 
+def _stable_lookups(matcher: Matcher, hexes: list[str], quality: int | None) -> list[list[dict[str, Any]]]:
+    """Matches a weak entry's stable bits verify for each looked-up PDQ, in the lookup's answer shape."""
+    if not matcher.verifiable.any_weak():
+        return [[] for _ in hexes]
+    keep = ("bank", "entry_id", "distance", "labels", "verification")
+    found = (verified_match_dicts(matcher, sent_signals(h, quality, {}), None, []) for h in hexes)
+    return [[{k: m[k] for k in keep} for m in ms] for ms in found]
+
+
 def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) -> FastAPI:
     """The service app; ``refresh_interval`` bounds how stale another replica's bank changes can be."""
     svc = Service(settings or Settings.from_env(), refresh_interval)
@@ -516,14 +525,17 @@ def create_app(settings: Settings | None = None, refresh_interval: float = 2.0) 
             }
             for (st, v), res in zip(queries, found, strict=True)
         ]
-        if matcher.verifiable.any_weak():  # entries whose PDQ is weak: a hash that keeps their stable bits
-            for r, (st, v), res in zip(results, queries, found, strict=True):
-                if st == "pdq" and not res.matches and not res.suppressed:
-                    sig = sent_signals(v, body.pdq_quality, {})
-                    r["matches"] = [
-                        {k: m[k] for k in ("bank", "entry_id", "distance", "labels", "verification")}
-                        for m in verified_match_dicts(matcher, sig, None, [])
-                    ]
+        # entries whose PDQ is weak match a hash that keeps their stable bits (banks/verify.py): checked
+        # off the event loop, and only where such entries exist (the first lookup may read the media set)
+        unmatched = [
+            (r, v) for r, (st, v), res in zip(results, queries, found, strict=True)
+            if st == "pdq" and not res.matches and not res.suppressed
+        ]  # fmt: skip
+        if unmatched and matcher.verifiable.known_weak() is not False:
+            hexes = [v for _r, v in unmatched]
+            verified = await run_in_threadpool(_stable_lookups, matcher, hexes, body.pdq_quality)
+            for (r, _v), ms in zip(unmatched, verified, strict=True):
+                r["matches"] = ms
         return FastJSON({"results": results})
 
     @app.post("/v1/text", response_model=TextOut, tags=["text"])
