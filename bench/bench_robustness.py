@@ -139,6 +139,10 @@ def main() -> int:
     ap.add_argument("--show-missed", action="store_true", help="name the usable-quality queries vigie missed")
     ap.add_argument("--dump", type=Path, help="also save every pair's distances and matches (npz)")
     args = ap.parse_args()
+    # the code measured is the tree at the start: a commit made while the run goes on is not in it
+    git = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
     if args.quick:
         args.photos = 6
     limits = MediaLimits()
@@ -387,9 +391,6 @@ def main() -> int:
     if args.show_missed:
         for tname, names in missed.items():
             print(f"missed {tname}: {' '.join(names)}")
-    git = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps({"bench": "robustness", "commit": git, "overall": overall, "transforms": table}, indent=1)

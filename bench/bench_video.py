@@ -210,6 +210,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="2 known videos at 640x360 (a smoke run)")
     ap.add_argument("--out", type=Path, default=RESULTS / "video.json")
     args = ap.parse_args()
+    # the code measured is the tree at the start: a commit made while the run goes on is not in it
+    git = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
     photos = sorted(PHOTOS.glob("*.jpg"))
     n_known, per, each_s = (2, 3, 12.0) if args.quick else (4, 3, 12.0)
     size = (640, 360) if args.quick else (1280, 720)
@@ -430,9 +434,6 @@ def main() -> int:
         f"entry, {speed['vigie_query_x_realtime']}x as a query ({speed['vigie_query_frames_per_s']} frames/s); "
         f"vpdq {speed['vpdq_x_realtime']}x ({speed['vpdq_frames_per_s']} frames/s)"
     )
-    git = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "bench": "video",
