@@ -289,3 +289,24 @@ def test_a_match_transform_reads_as_words() -> None:
     assert transform_words("crop_c10").startswith("the bank entry's derived crop_c10")
     assert "or the bank entry's derived cut_top" in transform_words("cut_top")
     assert transform_words("verified").startswith("a second-stage check: keypoints that agree")
+
+
+def test_verification_evidence_reads_as_words() -> None:
+    """A verified match says what the second stage saw: keypoints with the turn and scale, or a weak
+    entry's stable bits, and where (a cell of a grid, the mirror image)."""
+    from vigie.scan.report import evidence_words
+
+    orb = {"method": "ORB + RANSAC similarity", "inliers": 43, "rotation_deg": 3.9, "scale": 0.944}
+    assert evidence_words(orb) == "43 keypoints agree, turned 3.9°, scaled ×0.944"
+    assert evidence_words({**orb, "mirrored": True}).endswith(", on its mirror image")
+    kept = {
+        "method": "PDQ stable bits",
+        "stable_bits": 64,
+        "differing": 3,
+        "view": "cell_2_1",
+        "cell": "cell_2_1",
+    }
+    assert evidence_words(kept) == (
+        "3 of its 64 stable bits differ, on picture in row 2, column 1 of its grid "
+        "(a contact sheet or collage)"
+    )
