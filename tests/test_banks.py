@@ -166,7 +166,10 @@ def test_malformed_search_data_is_a_bad_line_not_a_broken_verifier(store: BankSt
         store.import_file("k", src, "csv")
     [bad] = err.value.errors
     assert bad.line == 3 and "features" in bad.message
-    for extra in ({"verify_hints": ["zz" * 32]}, {"verify_hints": "ab" * 32}, {"of": 7}):
+    sparse = "0" * 63 + "f"  # 4 bits: nearly any hash would agree with it
+    bad_extras = [{"verify_hints": ["zz" * 32]}, {"verify_hints": "ab" * 32}, {"of": 7}]
+    bad_extras += [{"pdq_stable": sparse}, {"pdq_stable": "F" * 16 + "0" * 48}, {"pdq_stable": 7}]
+    for extra in bad_extras:
         with pytest.raises(ImportFormatError, match="line 1"):
             store.add_entries("k", [EntryIn("pdq", pdq, extra=extra)])
     assert store.get_bank("k").entry_count == 0

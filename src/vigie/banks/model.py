@@ -53,11 +53,13 @@ PDQ_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def bad_search_data(e: EntryIn) -> str | None:
-    """What is malformed in the search data an entry's ``extra`` carries (keypoints, hints, the entry a
-    derived one belongs to), for its import's error list; None when it is sound or absent.
+    """What is malformed in the search data an entry's ``extra`` carries (keypoints, hints, a weak PDQ's
+    stable bits, the entry a derived one belongs to), for its import's error list; None when it is sound or
+    absent.
 
     Only ``vigie bank add`` writes these, but a CSV column or an API body can carry the same keys, and one
     bad value read by the verifier would fail every upload that meets it."""
+    from vigie.signals import stable
     from vigie.signals.features import Features
 
     extra = e.extra or {}
@@ -72,6 +74,8 @@ def bad_search_data(e: EntryIn) -> str | None:
         isinstance(hints, list) and all(isinstance(h, str) and PDQ_HEX.fullmatch(h) for h in hints)
     ):
         bad.append("extra 'verify_hints' is not a list of PDQ hex hashes")
+    if "pdq_stable" in extra and not stable.valid_mask(extra["pdq_stable"]):
+        bad.append(f"extra 'pdq_stable' is not a mask of {stable.STABLE_BITS} PDQ bits")
     for key in ("derived", "of"):
         if key in extra and not isinstance(extra[key], str):
             bad.append(f"extra '{key}' is not a string")

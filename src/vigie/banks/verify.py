@@ -182,13 +182,10 @@ def _stable_evidence(entry: Any, hashes: dict[str, str]) -> tuple[int, dict[str,
     PDQ and differs on at most MAX_DIFFERING of its stable bits (``signals/stable.py``): the one that
     differs on fewest, nearer on a tie."""
     mask = (entry.extra or {}).get("pdq_stable")
-    if not isinstance(mask, str) or entry.signal_type != "pdq":
+    if entry.signal_type != "pdq" or not stable.valid_mask(mask):  # imports refuse a bad one; never fail
         return None
-    try:
-        near = [(stable.differing(h, entry.value, mask), distance(h, entry.value), name)
-                for name, h in hashes.items()]  # fmt: skip
-    except ValueError:  # a mask written by hand: skip, never fail
-        return None
+    near = [(stable.differing(h, entry.value, mask), distance(h, entry.value), name)
+            for name, h in hashes.items()]  # fmt: skip
     kept, dist, name = min(((k, d, n) for k, d, n in near if d <= VERIFY_RADIUS), default=(256, 256, ""))
     if kept > stable.MAX_DIFFERING:
         return None

@@ -12,6 +12,8 @@ their values, nor pixels), and the verifier promotes a candidate when the query 
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import numpy as np
 
 from vigie.signals.pdq import coefficients, dct_spread
@@ -38,6 +40,14 @@ def profile(pixels: np.ndarray) -> tuple[float, str]:
     """DCT spread (see :data:`vigie.signals.pdq.WEAK_SPREAD`) and stable mask of uint8 pixels, one DCT."""
     coef = coefficients(pixels)
     return dct_spread(coef), stable_mask(coef)
+
+
+def valid_mask(mask: object) -> TypeGuard[str]:
+    """Whether ``mask`` is one :func:`stable_mask` writes: 64 hex digits with STABLE_BITS bits set (a
+    shorter or sparser one, from a hand-written import, would let nearly anything agree with it)."""
+    if not isinstance(mask, str) or len(mask) != 64 or not set(mask) <= set("0123456789abcdef"):
+        return False
+    return int(mask, 16).bit_count() == STABLE_BITS
 
 
 def differing(a: str, b: str, mask: str) -> int:
