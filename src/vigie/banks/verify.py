@@ -92,7 +92,7 @@ def verified_matches(matcher: Matcher, sig: ItemSignals, views: QueryViews | Non
     only once a candidate needs them), as a platform sent them, or None (a hash-only item without them)."""
     # A PDQ under quality 50 is never matched by distance (PDQ's rule), but it still says which entries
     # are worth a look: a match then rests on the keypoints' geometry alone. A flat image has no keypoints.
-    if not sig.pdq or sig.pdq_quality == 0:  # a flat image's (quality unknown: a lookup's, perhaps, goes on)
+    if not sig.pdq or sig.pdq_quality == 0:  # flat: nothing to verify (a quality not sent is no reason)
         return []
     if (views is None or not features.available()) and not matcher.verifiable.any_weak():
         return []  # no keypoints to verify, and no stable bits either: spare the candidate search

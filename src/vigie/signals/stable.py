@@ -25,7 +25,9 @@ MAX_DIFFERING = 8
 """Stable bits a query may differ on and still verify. On the robustness benchmark, copies of the weak
 originals differ on 0–6 under JPEG q30–75, noise, blur and tone changes, 8 at half size and 11–12 at a
 quarter (crops and tilts on 9–26: not this test's job); at 12, five unrelated queries verified on 9 (a flat
-picture's framed sheet, turned on its diagonal) and one on 12, so 8 leaves the quarter-size copies out."""
+picture's framed sheet, turned on its diagonal) and one on 12, so 8 leaves the quarter-size copies out. Flips
+and rotations are no longer compared (``banks/verify.py``), which puts the nearest unrelated query at 17, but
+an upright picture with that sheet's layout would come as near, so the bound stays at 8."""
 
 
 def stable_mask(coef: np.ndarray) -> str:
