@@ -118,14 +118,15 @@ def verified_matches(matcher: Matcher, sig: ItemSignals, views: QueryViews | Non
 
     out: list[dict[str, Any]] = []
     done: set[int] = set()
-    whole_hashes = _whole_hashes(sig)
-    for eid in dict.fromkeys([*(c[0] for c in cands), *(c[0] for c in flipped),
-                              *(eid for c in per_cell.values() for eid, _ in c)]):  # fmt: skip
-        if (got := known(eid)) is None or (sig.pdq_quality or 100) < got[1].pdq_min_quality:
-            continue  # stable bits are PDQ bits: under the bank's quality floor, only keypoints may match
-        if (kept := _stable_evidence(got[0], whole_hashes)) is not None:
-            out.append(match(*got, eid, *kept))
-            done.add(eid)
+    if matcher.verifiable.any_weak():  # a weak entry's stable bits first: no pixels, no keypoints needed
+        whole_hashes = _whole_hashes(sig)
+        for eid in dict.fromkeys([*(c[0] for c in cands), *(c[0] for c in flipped),
+                                  *(eid for c in per_cell.values() for eid, _ in c)]):  # fmt: skip
+            if (got := known(eid)) is None or (sig.pdq_quality or 100) < got[1].pdq_min_quality:
+                continue  # stable bits are PDQ bits: under the bank's quality floor, only keypoints match
+            if (kept := _stable_evidence(got[0], whole_hashes)) is not None:
+                out.append(match(*got, eid, *kept))
+                done.add(eid)
     if views is None or not features.available():
         return out
 

@@ -432,9 +432,8 @@ class LimitsAndMetrics:
 
 
 def _stable_lookups(matcher: Matcher, hexes: list[str], quality: int | None) -> list[list[dict[str, Any]]]:
-    """Matches a weak entry's stable bits verify for each looked-up PDQ, in the lookup's answer shape."""
-    if not matcher.verifiable.any_weak():
-        return [[] for _ in hexes]
+    """Matches a weak entry's stable bits verify for each looked-up PDQ, in the lookup's answer shape (the
+    verifier returns at once where no entry is weak)."""
     keep = ("bank", "entry_id", "distance", "labels", "verification")
     found = (verified_match_dicts(matcher, sent_signals(h, quality, {}), None, []) for h in hexes)
     return [[{k: m[k] for k in keep} for m in ms] for ms in found]

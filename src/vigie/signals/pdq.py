@@ -237,11 +237,6 @@ def _bits_to_hex(coef: np.ndarray, median: np.floating | None = None) -> str:
     return np.packbits(bits).tobytes().hex()
 
 
-def _spread(coef: np.ndarray) -> float:
-    """Median absolute deviation of the coefficients: how far a typical bit is from flipping."""
-    return float(_median(np.abs(coef - _median(coef))))
-
-
 #: Below this DCT spread (grey levels) a PDQ says little about its image, whatever its quality: the low
 #: frequencies are nearly flat (periodic stripes, fine regular textures), so re-encoding or resizing moves
 #: the hash by tens of bits. Such bank entries are reported as weak (exact hashes still match them).
@@ -250,8 +245,9 @@ WEAK_SPREAD = 1.0
 
 def dct_spread(coef: np.ndarray) -> float:
     """How far, in grey levels, PDQ's DCT coefficients (:func:`coefficients`) typically sit from their
-    median: a measure of how much the hash says that its gradient-based quality does not capture."""
-    return _spread(coef)
+    median (their median absolute deviation: how far a typical bit is from flipping), a measure of how much
+    the hash says that its gradient-based quality does not capture."""
+    return float(_median(np.abs(coef - _median(coef))))
 
 
 def coefficients(pixels: np.ndarray) -> np.ndarray:
@@ -314,7 +310,7 @@ def _jpeg_coefficients(
         return _exact_coefficients(_exact_pixels(im), keep_luma)
     luma = np.asarray(im)
     coef, q = _coefficients(luma, full)
-    if q < MIN_QUALITY or _spread(coef) >= FRAGILE_SPREAD:
+    if q < MIN_QUALITY or dct_spread(coef) >= FRAGILE_SPREAD:
         return coef, q, luma, luma if keep_luma else None
     with _reopen(im, source) as again:  # decided by sub-grey-level differences: take exact pixels
         return _exact_coefficients(_exact_pixels(again), keep_luma)
